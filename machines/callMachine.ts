@@ -1,0 +1,263 @@
+/**
+ * The call, as a statechart. This machine is the single authority over which agent talks.
+ *
+ * state      agent       accepts                                   goes to
+ * ---------  ----------  ----------------------------------------  -------------------------------
+ * greeting   reception   call.started (records caller, greets)     greeting
+ *                        greeting.spoken                           intent
+ *                        handoff.requested {department}            billing | support | sales
+ *                        end.requested / caller.hungUp             ended
+ * intent     reception   handoff.requested {department}            billing | support | sales
+ *                        end.requested / caller.hungUp             ended
+ * billing    billing     handoff.requested {support | sales}       support | sales
+ * support    support     handoff.requested {billing | sales}       billing | sales
+ * sales      sales       handoff.requested {billing | support}     billing | support
+ *                        reception.requested                       intent
+ *                        end.requested / caller.hungUp             ended
+ * ended      (none)      nothing: final
+ *
+ * Refusals (recorded in context.refusals; the state and the agent do not change):
+ * - one-per-turn:    a second control change (handoff, return, end) from the same model turn
+ *                    as one already accepted; the first accepted wins.
+ * - same-department: a handoff to the department that is already active.
+ * - handoff-cap:     the call already had `maxHandoffs` handoffs (returns to reception count).
+ *
+ * Effects are named here and implemented by the bridge with `callMachine.provide(...)`:
+ * greetCaller, activateAgent {agent}, endCall {reason, byCaller}. The machine never does I/O and has
+ * no `invoke` or `after`: timers belong to the bridge, so every path can be generated and tested.
+ */
+import { assign, setup } from 'xstate';
+
+/** Bump when states, events or context change shape: persisted snapshots carry it. */
+export const CALL_MACHINE_VERSION = 1;
+
+export const DEFAULT_MAX_HANDOFFS = 4;
+
+export const DEPARTMENTS = ['billing', 'support', 'sales'] as const;
+export type Department = (typeof DEPARTMENTS)[number];
+export type AgentName = 'reception' | Department;
+export const AGENT_NAMES: readonly AgentName[] = ['reception', ...DEPARTMENTS];
+
+export type CallStateName = 'greeting' | 'intent' | Department | 'ended';
+
+/** Which agent each live state puts on the line. */
+export const AGENT_FOR_STATE: Readonly<Record<Exclude<CallStateName, 'ended'>, AgentName>> = {
+  greeting: 'reception',
+  intent: 'reception',
+  billing: 'billing',
+  support: 'support',
+  sales: 'sales',
+};
+
+export function isDepartment(value: string): value is Department {
+  return (DEPARTMENTS as readonly string[]).includes(value);
+}
+
+export interface CallerInfo {
+  /** E.164 number, when the telephony layer knows it. */
+  number?: string;
+  /** Display name from the SIP From header, when present. */
+  name?: string;
+  /** Provider or SIP call id, for correlating logs. */
+  callId?: string;
+}
+
+export interface HandoffRecord {
+  from: AgentName;
+  to: AgentName;
+  reason: string;
+  summary: string;
+  /** Epoch milliseconds. */
+  at: number;
+}
+
+export type RefusalCode = 'one-per-turn' | 'same-department' | 'handoff-cap';
+
+export interface RefusalRecord {
+  code: RefusalCode;
+  request: 'handoff' | 'return' | 'end';
+  from: AgentName;
+  to?: AgentName;
+  at: number;
+}
+
+export interface CallContext {
+  caller: CallerInfo | null;
+  maxHandoffs: number;
+  handoffs: HandoffRecord[];
+  refusals: RefusalRecord[];
+  endReason: string | null;
+  /** Model turn of the last accepted control change; a turn gets one. */
+  controlTurnId: string | null;
+}
+
+export interface CallInput {
+  maxHandoffs?: number;
+}
+
+/** Control events may carry the id of the model turn that produced them. */
+interface TurnScoped {
+  turnId?: string;
+}
+
+export type CallEvent =
+  | { type: 'call.started'; caller?: CallerInfo }
+  | { type: 'greeting.spoken' }
+  | ({ type: 'handoff.requested'; department: Department; reason: string; summary: string } & TurnScoped)
+  | ({ type: 'reception.requested'; reason: string; summary: string } & TurnScoped)
+  | ({ type: 'end.requested'; reason: string } & TurnScoped)
+  | { type: 'caller.hungUp' };
+
+export const END_REASON_HUNG_UP = 'caller-hung-up';
+
+export const callMachine = setup({
+  types: {
+    context: {} as CallContext,
+    events: {} as CallEvent,
+    input: {} as CallInput,
+  },
+  guards: {
+    isSameTurnAsLastChange: ({ context, event }) =>
+      'turnId' in event && event.turnId !== undefined && event.turnId === context.controlTurnId,
+    isAtHandoffCap: ({ context }) => context.handoffs.length >= context.maxHandoffs,
+    isHandoffTo: ({ event }, params: { department: Department }) =>
+      event.type === 'handoff.requested' && event.department === params.department,
+  },
+  actions: {
+    recordCaller: assign({
+      caller: ({ context, event }) =>
+        event.type === 'call.started' && event.caller ? event.caller : context.caller,
+    }),
+    recordHandoff: assign(({ context, event }, params: { from: AgentName }) => {
+      if (event.type !== 'handoff.requested' && event.type !== 'reception.requested') return {};
+      const to = event.type === 'handoff.requested' ? event.department : 'reception';
+      const record: HandoffRecord = {
+        from: params.from,
+        to,
+        reason: event.reason,
+        summary: event.summary,
+        at: Date.now(),
+      };
+      return { handoffs: [...context.handoffs, record], controlTurnId: event.turnId ?? null };
+    }),
+    recordRefusal: assign(({ context, event }, params: { from: AgentName; code: RefusalCode }) => {
+      const request =
+        event.type === 'handoff.requested'
+          ? 'handoff'
+          : event.type === 'reception.requested'
+            ? 'return'
+            : 'end';
+      const refusal: RefusalRecord = { code: params.code, request, from: params.from, at: Date.now() };
+      if (event.type === 'handoff.requested') refusal.to = event.department;
+      if (event.type === 'reception.requested') refusal.to = 'reception';
+      return { refusals: [...context.refusals, refusal] };
+    }),
+    recordEnd: assign({
+      endReason: ({ event }) => (event.type === 'end.requested' ? event.reason : END_REASON_HUNG_UP),
+    }),
+    // Effects: the bridge provides the real implementations.
+    greetCaller: () => {},
+    activateAgent: (_, _params: { agent: AgentName }) => {},
+    endCall: (_, _params: { reason: string; byCaller: boolean }) => {},
+  },
+}).createMachine({
+  id: 'call',
+  initial: 'greeting',
+  context: ({ input }) => ({
+    caller: null,
+    maxHandoffs: input.maxHandoffs ?? DEFAULT_MAX_HANDOFFS,
+    handoffs: [],
+    refusals: [],
+    endReason: null,
+    controlTurnId: null,
+  }),
+  states: {
+    greeting: {
+      description: 'Reception is speaking its greeting; the caller may already ask for something.',
+      on: {
+        'call.started': { actions: ['recordCaller', 'greetCaller'] },
+        'greeting.spoken': { target: 'intent' },
+        'handoff.requested': receptionHandoffs(),
+        'end.requested': endUnlessSameTurn('reception'),
+        'caller.hungUp': { target: 'ended' },
+      },
+    },
+    intent: {
+      description: 'Reception is listening for what the caller needs.',
+      entry: { type: 'activateAgent', params: { agent: 'reception' } },
+      on: {
+        'handoff.requested': receptionHandoffs(),
+        'end.requested': endUnlessSameTurn('reception'),
+        'caller.hungUp': { target: 'ended' },
+      },
+    },
+    billing: specialist('billing'),
+    support: specialist('support'),
+    sales: specialist('sales'),
+    ended: {
+      type: 'final',
+      entry: [
+        'recordEnd',
+        {
+          type: 'endCall',
+          params: ({ context }) => ({
+            reason: context.endReason ?? END_REASON_HUNG_UP,
+            byCaller: context.endReason === END_REASON_HUNG_UP,
+          }),
+        },
+      ],
+    },
+  },
+});
+
+function refuse(from: AgentName, code: RefusalCode) {
+  return { type: 'recordRefusal', params: { from, code } } as const;
+}
+
+function handoffTo(department: Department, from: AgentName) {
+  return {
+    guard: { type: 'isHandoffTo', params: { department } },
+    target: department,
+    actions: { type: 'recordHandoff', params: { from } },
+  } as const;
+}
+
+function receptionHandoffs() {
+  return [
+    { guard: 'isSameTurnAsLastChange', actions: refuse('reception', 'one-per-turn') },
+    { guard: 'isAtHandoffCap', actions: refuse('reception', 'handoff-cap') },
+    ...DEPARTMENTS.map((d) => handoffTo(d, 'reception')),
+  ] as const;
+}
+
+function endUnlessSameTurn(from: AgentName) {
+  return [
+    { guard: 'isSameTurnAsLastChange', actions: refuse(from, 'one-per-turn') },
+    { target: 'ended' },
+  ] as const;
+}
+
+function specialist(department: Department) {
+  return {
+    description: `The ${department} specialist is talking with the caller.`,
+    entry: { type: 'activateAgent', params: { agent: department } },
+    on: {
+      'handoff.requested': [
+        { guard: 'isSameTurnAsLastChange', actions: refuse(department, 'one-per-turn') },
+        {
+          guard: { type: 'isHandoffTo', params: { department } },
+          actions: refuse(department, 'same-department'),
+        },
+        { guard: 'isAtHandoffCap', actions: refuse(department, 'handoff-cap') },
+        ...DEPARTMENTS.filter((d) => d !== department).map((d) => handoffTo(d, department)),
+      ],
+      'reception.requested': [
+        { guard: 'isSameTurnAsLastChange', actions: refuse(department, 'one-per-turn') },
+        { guard: 'isAtHandoffCap', actions: refuse(department, 'handoff-cap') },
+        { target: 'intent', actions: { type: 'recordHandoff', params: { from: department } } },
+      ],
+      'end.requested': endUnlessSameTurn(department),
+      'caller.hungUp': { target: 'ended' },
+    },
+  } as const;
+}
