@@ -103,7 +103,12 @@ interface TurnScoped {
 export type CallEvent =
   | { type: 'call.started'; caller?: CallerInfo }
   | { type: 'greeting.spoken' }
-  | ({ type: 'handoff.requested'; department: Department; reason: string; summary: string } & TurnScoped)
+  | ({
+      type: 'handoff.requested';
+      department: Department;
+      reason: string;
+      summary: string;
+    } & TurnScoped)
   | ({ type: 'reception.requested'; reason: string; summary: string } & TurnScoped)
   | ({ type: 'end.requested'; reason: string } & TurnScoped)
   | { type: 'caller.hungUp' };
@@ -147,13 +152,19 @@ export const callMachine = setup({
           : event.type === 'reception.requested'
             ? 'return'
             : 'end';
-      const refusal: RefusalRecord = { code: params.code, request, from: params.from, at: Date.now() };
+      const refusal: RefusalRecord = {
+        code: params.code,
+        request,
+        from: params.from,
+        at: Date.now(),
+      };
       if (event.type === 'handoff.requested') refusal.to = event.department;
       if (event.type === 'reception.requested') refusal.to = 'reception';
       return { refusals: [...context.refusals, refusal] };
     }),
     recordEnd: assign({
-      endReason: ({ event }) => (event.type === 'end.requested' ? event.reason : END_REASON_HUNG_UP),
+      endReason: ({ event }) =>
+        event.type === 'end.requested' ? event.reason : END_REASON_HUNG_UP,
     }),
     // Effects: the bridge provides the real implementations.
     greetCaller: () => {},

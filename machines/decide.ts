@@ -3,7 +3,13 @@
  * Tools and the keypad use this, so every request gets an answer that can be told to the caller.
  */
 import type { Actor } from 'xstate';
-import type { CallEvent, CallStateName, RefusalCode, RefusalRecord, callMachine } from './callMachine.js';
+import type {
+  CallEvent,
+  CallStateName,
+  RefusalCode,
+  RefusalRecord,
+  callMachine,
+} from './callMachine.js';
 
 export type CallActor = Actor<typeof callMachine>;
 
@@ -34,7 +40,10 @@ export function sendAndDecide(actor: CallActor, event: CallEvent): Decision {
     const refusal = after.context.refusals.at(-1)!;
     return { accepted: false, state, code: refusal.code, refusal };
   }
-  if (after.value !== before.value || after.context.handoffs.length > before.context.handoffs.length) {
+  if (
+    after.value !== before.value ||
+    after.context.handoffs.length > before.context.handoffs.length
+  ) {
     return { accepted: true, state };
   }
   return { accepted: false, state, code: 'not-available' };

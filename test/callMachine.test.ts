@@ -10,7 +10,9 @@ import {
 import { sendAndDecide } from '../machines/decide.js';
 
 function startCall(maxHandoffs?: number) {
-  const actor = createActor(callMachine, { input: maxHandoffs === undefined ? {} : { maxHandoffs } });
+  const actor = createActor(callMachine, {
+    input: maxHandoffs === undefined ? {} : { maxHandoffs },
+  });
   actor.start();
   return actor;
 }
@@ -78,7 +80,10 @@ describe('call machine', () => {
       summary: 'Caller wants something else.',
     });
     expect(decision).toEqual({ accepted: true, state: 'intent' });
-    expect(actor.getSnapshot().context.handoffs.at(-1)).toMatchObject({ from: 'support', to: 'reception' });
+    expect(actor.getSnapshot().context.handoffs.at(-1)).toMatchObject({
+      from: 'support',
+      to: 'reception',
+    });
   });
 
   describe('guard: no handoff to the active department', () => {
@@ -86,7 +91,11 @@ describe('call machine', () => {
       const actor = startCall();
       actor.send(handoff('billing'));
       const decision = sendAndDecide(actor, handoff('billing'));
-      expect(decision).toMatchObject({ accepted: false, state: 'billing', code: 'same-department' });
+      expect(decision).toMatchObject({
+        accepted: false,
+        state: 'billing',
+        code: 'same-department',
+      });
       expect(actor.getSnapshot().context.handoffs).toHaveLength(1);
       expect(actor.getSnapshot().context.refusals).toMatchObject([
         { code: 'same-department', request: 'handoff', from: 'billing', to: 'billing' },
@@ -115,7 +124,10 @@ describe('call machine', () => {
       actor.send(handoff('billing'));
       actor.send({ type: 'reception.requested', reason: 'r', summary: 's' });
       expect(actor.getSnapshot().value).toBe('intent');
-      expect(sendAndDecide(actor, handoff('sales'))).toMatchObject({ accepted: false, code: 'handoff-cap' });
+      expect(sendAndDecide(actor, handoff('sales'))).toMatchObject({
+        accepted: false,
+        code: 'handoff-cap',
+      });
       expect(actor.getSnapshot().value).toBe('intent');
     });
 
@@ -154,9 +166,9 @@ describe('call machine', () => {
     it('refuses an end requested in the same turn as an accepted handoff', () => {
       const actor = startCall();
       actor.send(handoff('billing', 'turn-1'));
-      expect(sendAndDecide(actor, { type: 'end.requested', reason: 'done', turnId: 'turn-1' })).toMatchObject(
-        { accepted: false, code: 'one-per-turn' },
-      );
+      expect(
+        sendAndDecide(actor, { type: 'end.requested', reason: 'done', turnId: 'turn-1' }),
+      ).toMatchObject({ accepted: false, code: 'one-per-turn' });
     });
 
     it('does not count refused requests as the turn’s change', () => {
@@ -172,7 +184,9 @@ describe('call machine', () => {
       for (const setup of [[], [handoff('billing')], [{ type: 'greeting.spoken' } as CallEvent]]) {
         const actor = startCall();
         for (const e of setup) actor.send(e);
-        expect(sendAndDecide(actor, { type: 'end.requested', reason: 'resolved' }).accepted).toBe(true);
+        expect(sendAndDecide(actor, { type: 'end.requested', reason: 'resolved' }).accepted).toBe(
+          true,
+        );
         expect(actor.getSnapshot().status).toBe('done');
         expect(actor.getSnapshot().context.endReason).toBe('resolved');
       }
@@ -189,7 +203,10 @@ describe('call machine', () => {
     it('is absorbing: nothing is accepted after the end', () => {
       const actor = startCall();
       actor.send({ type: 'caller.hungUp' });
-      expect(sendAndDecide(actor, handoff('billing'))).toMatchObject({ accepted: false, code: 'call-ended' });
+      expect(sendAndDecide(actor, handoff('billing'))).toMatchObject({
+        accepted: false,
+        code: 'call-ended',
+      });
       expect(actor.getSnapshot().value).toBe('ended');
     });
   });

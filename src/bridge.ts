@@ -1,0 +1,282 @@
+/**
+ * The bridge: the one place that makes the live session match the machine.
+ *
+ *   tool / keypad / hang-up -> event -> machine -> named effect -> bridge -> session
+ *
+ * - activateAgent: build the next agent with the conversation so far (no old instructions, no
+ *   tool calls) plus a handoff brief, and `session.updateAgent(...)`. The call is never awaited
+ *   here, so a switch requested from inside a tool cannot deadlock: the session drains the old
+ *   agent's turn (the tool returns at once) and then starts the new one, whose `onEnter` asks
+ *   for its first reply immediately. The old agent makes no extra model call.
+ * - greetCaller: speak the greeting, then tell the machine it was spoken.
+ * - endCall: say goodbye (unless the caller is gone), close the session, resolve `done`.
+ *
+ * After the end nothing is activated: a switch already queued in the session is skipped by the
+ * session itself while closing, and `onEnter` of a late agent does nothing.
+ */
+import { type tts, voice } from '@livekit/agents';
+import type { Logger } from 'pino';
+import { pino } from 'pino';
+import { type InspectionEvent, createActor } from 'xstate';
+import {
+  type AgentName,
+  type CallContext,
+  type CallEvent,
+  type CallStateName,
+  type CallerInfo,
+  type RefusalRecord,
+  callMachine,
+} from '../machines/callMachine.js';
+import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
+import { CallAgent, handoffBrief, instructionsFor, openingInstructions } from './agents.js';
+import { type CallControl, buildTools } from './tools.js';
+
+/** Everything a front end (console, worker, inspector) may want to show. */
+export interface CallObserver {
+  transition?(change: { from: CallStateName; to: CallStateName; event: string }): void;
+  refusal?(refusal: RefusalRecord): void;
+  /** An agent's activity started: it is the one talking now. */
+  agent?(name: AgentName): void;
+  say?(agent: AgentName, text: string): void;
+  caller?(text: string): void;
+  end?(reason: string): void;
+}
+
+export interface CallBridgeOptions {
+  session: voice.AgentSession;
+  companyName: string;
+  maxHandoffs: number;
+  /** Per-agent TTS voice in voice mode; absent in text mode. */
+  ttsFor?: (agent: AgentName) => tts.TTS | undefined;
+  observer?: CallObserver;
+  logger?: Logger;
+  /** Extra XState inspection (e.g. a visual inspector). */
+  inspect?: (event: InspectionEvent) => void;
+  /** How many recent conversation items the next agent receives. */
+  historyItems?: number;
+}
+
+export interface CallStartOptions {
+  caller?: CallerInfo;
+  room?: Parameters<voice.AgentSession['start']>[0]['room'];
+  inputOptions?: Parameters<voice.AgentSession['start']>[0]['inputOptions'];
+  outputOptions?: Parameters<voice.AgentSession['start']>[0]['outputOptions'];
+}
+
+export interface CallEnd {
+  reason: string;
+  context: CallContext;
+}
+
+export class CallBridge implements CallControl {
+  readonly actor: CallActor;
+  readonly maxHandoffs: number;
+  /** Resolves once the call has ended and the session is closed. */
+  readonly done: Promise<CallEnd>;
+
+  readonly #session: voice.AgentSession;
+  readonly #options: CallBridgeOptions;
+  readonly #log: Logger;
+  readonly #historyItems: number;
+  #resolveDone!: (end: CallEnd) => void;
+  /** The agent the session was last told to run. */
+  #requested: AgentName | null = null;
+  /** The agent whose activity last started: the voice the caller hears. */
+  #speaking: AgentName | null = null;
+  #ended = false;
+  #sessionClosed = false;
+  #lastState: CallStateName | null = null;
+  #refusalCount = 0;
+  /** Async effects run one after another, never inside a machine transition. */
+  #effects: Promise<void> = Promise.resolve();
+  #closing: Promise<void> = Promise.resolve();
+
+  constructor(options: CallBridgeOptions) {
+    this.#session = options.session;
+    this.#options = options;
+    this.#log = options.logger ?? pino({ level: 'silent' });
+    this.#historyItems = options.historyItems ?? 40;
+    this.maxHandoffs = options.maxHandoffs;
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+
+    const machine = callMachine.provide({
+      actions: {
+        greetCaller: () => this.#enqueue('greet', () => this.#greet()),
+        activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
+        endCall: ({ context }, { reason, byCaller }) => this.#end(reason, byCaller, context),
+      },
+    });
+    this.actor = createActor(machine, {
+      input: { maxHandoffs: options.maxHandoffs },
+      inspect: (event) => {
+        this.#observeMachine(event);
+        options.inspect?.(event);
+      },
+    });
+
+    this.#session.on(voice.AgentSessionEventTypes.ConversationItemAdded, ({ item }) => {
+      if (item.type !== 'message') return;
+      const text = item.textContent ?? '';
+      if (text === '') return;
+      if (item.role === 'user') this.#notify('caller', text);
+      else if (item.role === 'assistant') this.#notify('say', this.#speaking ?? 'reception', text);
+    });
+    this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
+      this.#sessionClosed = true;
+      if (this.actor.getSnapshot().status !== 'active') return;
+      // The session closed under us: the room's caller left, or the job is shutting down.
+      if (reason === voice.CloseReason.PARTICIPANT_DISCONNECTED) this.callerHungUp();
+      else this.actor.send({ type: 'end.requested', reason: `session closed: ${reason}` });
+    });
+  }
+
+  /** The agent the caller hears now. */
+  get speakingAgent(): AgentName | null {
+    return this.#speaking;
+  }
+
+  get state(): CallStateName {
+    return this.actor.getSnapshot().value as CallStateName;
+  }
+
+  /** Start the session with reception, start the machine, and greet. */
+  async start(options: CallStartOptions = {}): Promise<void> {
+    const reception = this.#buildAgent('reception', null);
+    this.#requested = 'reception';
+    await this.#session.start({
+      agent: reception,
+      ...(options.room ? { room: options.room } : {}),
+      ...(options.inputOptions ? { inputOptions: options.inputOptions } : {}),
+      ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
+    });
+    this.actor.start();
+    this.actor.send({
+      type: 'call.started',
+      ...(options.caller ? { caller: options.caller } : {}),
+    });
+  }
+
+  /** Send a control event and return the machine's decision (tools and keypad use this). */
+  request(event: CallEvent): Decision {
+    return sendAndDecide(this.actor, event);
+  }
+
+  /** The caller left: end the call without a goodbye. Safe to call at any time, repeatedly. */
+  callerHungUp(): void {
+    if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
+  }
+
+  /** Resolves when every effect queued so far (greeting, goodbye, close) has run. */
+  async settled(): Promise<void> {
+    await Promise.all([this.#effects, this.#closing]);
+  }
+
+  #buildAgent(name: AgentName, context: CallContext | null): CallAgent {
+    const handoff = context?.handoffs.at(-1);
+    const brief = handoff && handoff.to === name ? handoff : undefined;
+    const chatCtx = context
+      ? this.#session.history
+          .copy({
+            excludeInstructions: true,
+            excludeFunctionCall: true,
+            excludeHandoff: true,
+            excludeConfigUpdate: true,
+            excludeEmptyMessage: true,
+          })
+          .truncate(this.#historyItems)
+      : undefined;
+    const tts = this.#options.ttsFor?.(name);
+    return new CallAgent({
+      name,
+      instructions: instructionsFor(
+        name,
+        this.#options.companyName,
+        brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
+      ),
+      tools: buildTools(this, name),
+      ...(chatCtx ? { chatCtx } : {}),
+      ...(tts ? { tts } : {}),
+      onEnter: (agent) => {
+        if (this.#ended) return; // the caller hung up while this agent was being switched in
+        this.#speaking = name;
+        this.#notify('agent', name);
+        if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
+      },
+    });
+  }
+
+  #activate(name: AgentName, context: CallContext): void {
+    if (this.#ended || name === this.#requested) return;
+    try {
+      const agent = this.#buildAgent(name, context);
+      this.#requested = name;
+      this.#session.updateAgent(agent);
+      this.#log.info({ agent: name }, 'agent switch requested');
+    } catch (error) {
+      this.#log.error({ err: error, agent: name }, 'agent switch failed');
+    }
+  }
+
+  async #greet(): Promise<void> {
+    const greeting =
+      `Thank you for calling ${this.#options.companyName}. ` +
+      'You can ask about billing, technical support or sales. How can I help you today?';
+    await this.#session.say(greeting).waitForPlayout();
+    if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
+  }
+
+  #end(reason: string, byCaller: boolean, context: CallContext): void {
+    this.#ended = true;
+    // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
+    this.#closing = (async () => {
+      try {
+        if (!byCaller && !this.#sessionClosed) {
+          const goodbye = `Thank you for calling ${this.#options.companyName}. Goodbye!`;
+          await this.#session.say(goodbye, { allowInterruptions: false }).waitForPlayout();
+        }
+      } catch (error) {
+        this.#log.warn({ err: error }, 'goodbye failed');
+      }
+      try {
+        await this.#session.close();
+      } catch (error) {
+        this.#log.warn({ err: error }, 'session close failed');
+      }
+      this.#log.info({ reason }, 'call ended');
+      this.#notify('end', reason);
+      this.#resolveDone({ reason, context });
+    })();
+  }
+
+  #enqueue(what: string, effect: () => Promise<void>): void {
+    this.#effects = this.#effects.then(effect).catch((error: unknown) => {
+      this.#log.warn({ err: error, effect: what }, 'call effect failed');
+    });
+  }
+
+  #observeMachine(event: InspectionEvent): void {
+    if (event.type !== '@xstate.snapshot' || event.actorRef !== this.actor) return;
+    const snapshot = this.actor.getSnapshot();
+    const state = snapshot.value as CallStateName;
+    if (this.#lastState !== null && state !== this.#lastState) {
+      this.#notify('transition', { from: this.#lastState, to: state, event: event.event.type });
+    }
+    this.#lastState = state;
+    const refusals = snapshot.context.refusals;
+    for (; this.#refusalCount < refusals.length; this.#refusalCount++) {
+      this.#notify('refusal', refusals[this.#refusalCount]!);
+    }
+  }
+
+  /** Observers must never break the call: their errors are logged, not thrown. */
+  #notify<K extends keyof CallObserver>(
+    kind: K,
+    ...args: Parameters<NonNullable<CallObserver[K]>>
+  ): void {
+    try {
+      (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
+    } catch (error) {
+      this.#log.warn({ err: error, kind }, 'call observer failed');
+    }
+  }
+}

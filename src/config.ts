@@ -1,0 +1,151 @@
+/**
+ * The one module that reads the environment. Everything else takes a `Config`.
+ * Variables are documented in `.env.example`; this file validates them once, at startup.
+ */
+import { config as loadDotenv } from 'dotenv';
+import { z } from 'zod';
+import { AGENT_NAMES, type AgentName, DEFAULT_MAX_HANDOFFS } from '../machines/callMachine.js';
+
+/** Thrown for bad configuration; its message is one line that says what to do. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const optionalString = z
+  .string()
+  .trim()
+  .transform((value) => (value === '' ? undefined : value))
+  .optional();
+
+const flag = z
+  .string()
+  .trim()
+  .optional()
+  .transform((value) => value === '1' || value?.toLowerCase() === 'true');
+
+const EnvSchema = z.object({
+  LIVEKIT_URL: optionalString,
+  LIVEKIT_API_KEY: optionalString,
+  LIVEKIT_API_SECRET: optionalString,
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalString,
+  AGENT_NAME: optionalString,
+  COMPANY_NAME: optionalString,
+  MAX_HANDOFFS: optionalString.pipe(z.coerce.number().int().min(0).max(50).optional()),
+  MODEL_MODE: optionalString.pipe(z.enum(['pipeline', 'realtime']).optional()),
+  OPENAI_LLM_MODEL: optionalString,
+  OPENAI_STT_MODEL: optionalString,
+  OPENAI_TTS_MODEL: optionalString,
+  OPENAI_REALTIME_MODEL: optionalString,
+  VOICE_RECEPTION: optionalString,
+  VOICE_BILLING: optionalString,
+  VOICE_SUPPORT: optionalString,
+  VOICE_SALES: optionalString,
+  LOG_LEVEL: optionalString.pipe(
+    z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
+  ),
+  LOG_PII: flag,
+});
+
+export interface Config {
+  livekit: {
+    url: string | undefined;
+    apiKey: string | undefined;
+    apiSecret: string | undefined;
+  };
+  openai: {
+    apiKey: string | undefined;
+    /** Any OpenAI-compatible server, e.g. a local one for tests. */
+    baseURL: string | undefined;
+  };
+  /** The worker registers under this name; calls reach it only by explicit dispatch. */
+  agentName: string;
+  /** Spoken in the greeting and used in the agents' instructions. */
+  companyName: string;
+  /** Handoffs allowed per call before the machine refuses more. */
+  maxHandoffs: number;
+  models: {
+    /** `pipeline`: STT + LLM + TTS + Silero VAD. `realtime`: one OpenAI Realtime model. */
+    mode: 'pipeline' | 'realtime';
+    llm: string;
+    stt: string;
+    tts: string;
+    realtime: string;
+    /** TTS voice per agent, so the caller hears who they are talking to. */
+    voices: Record<AgentName, string>;
+  };
+  /** LOG_LEVEL when set; each entry point picks its own default. */
+  logLevel: string | undefined;
+  /** Show phone numbers and transcripts in logs. Off by default. */
+  logPii: boolean;
+}
+
+/**
+ * Read and validate configuration. Loads `.env` from the working directory unless `env` is given.
+ * Missing LiveKit credentials are not an error here: only the worker needs them
+ * (see {@link requireWorkerCredentials}).
+ */
+export function loadConfig(env?: NodeJS.ProcessEnv): Config {
+  if (env === undefined) {
+    loadDotenv({ quiet: true });
+    env = process.env;
+  }
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(
+      `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
+    );
+  }
+  const e = parsed.data;
+  const defaultVoices: Record<AgentName, string> = {
+    reception: 'alloy',
+    billing: 'sage',
+    support: 'echo',
+    sales: 'shimmer',
+  };
+  const voices = Object.fromEntries(
+    AGENT_NAMES.map((name) => [
+      name,
+      e[`VOICE_${name.toUpperCase()}` as `VOICE_${Uppercase<AgentName>}`] ?? defaultVoices[name],
+    ]),
+  ) as Record<AgentName, string>;
+  return {
+    livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
+    openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
+    agentName: e.AGENT_NAME ?? 'vobiz-call-agent',
+    companyName: e.COMPANY_NAME ?? 'Acme',
+    maxHandoffs: e.MAX_HANDOFFS ?? DEFAULT_MAX_HANDOFFS,
+    models: {
+      mode: e.MODEL_MODE ?? 'pipeline',
+      llm: e.OPENAI_LLM_MODEL ?? 'gpt-4.1-mini',
+      stt: e.OPENAI_STT_MODEL ?? 'gpt-4o-transcribe',
+      tts: e.OPENAI_TTS_MODEL ?? 'gpt-4o-mini-tts',
+      realtime: e.OPENAI_REALTIME_MODEL ?? 'gpt-realtime',
+      voices,
+    },
+    logLevel: e.LOG_LEVEL,
+    logPii: e.LOG_PII,
+  };
+}
+
+/** True when the OpenAI plugin can be used (a key, or a compatible server that may not need one). */
+export function hasOpenAI(config: Config): boolean {
+  return config.openai.apiKey !== undefined || config.openai.baseURL !== undefined;
+}
+
+/** The live worker needs LiveKit credentials and an OpenAI endpoint; name every missing one. */
+export function requireWorkerCredentials(config: Config): void {
+  const missing = [
+    config.livekit.url === undefined && 'LIVEKIT_URL',
+    config.livekit.apiKey === undefined && 'LIVEKIT_API_KEY',
+    config.livekit.apiSecret === undefined && 'LIVEKIT_API_SECRET',
+    !hasOpenAI(config) && 'OPENAI_API_KEY',
+  ].filter((name): name is string => typeof name === 'string');
+  if (missing.length > 0) {
+    throw new ConfigError(
+      `Missing ${missing.join(', ')}: set ${missing.length > 1 ? 'them' : 'it'} in .env ` +
+        `(see .env.example), or run "npm run console" for an offline call.`,
+    );
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * `npm run console`: a text call in the terminal with the same machine, agents, tools and bridge
+ * as a live call, on a room-less AgentSession. Offline by default.
+ *
+ *   npm run console                              type as the caller; Ctrl-D hangs up
+ *   npm run console -- --script calls/billing.txt --json
+ *   npm run console -- --model openai            OpenAI plugin (OPENAI_API_KEY or OPENAI_BASE_URL)
+ */
+import { readFile } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { type llm, voice } from '@livekit/agents';
+import { CallBridge, type CallObserver } from './bridge.js';
+import { ConfigError, hasOpenAI, loadConfig } from './config.js';
+import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
+import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
+
+const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai] [--caller NUMBER]
+  --script FILE   caller lines, one per line; the call ends after the last line
+  --json          JSON Lines on stdout, one object per event
+  --model NAME    offline (keyword rules, no network) or openai; default: openai when
+                  OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline
+  --caller NUMBER the caller's phone number, as a SIP call would provide it`;
+
+/** A bad flag or file: printed as one line with the usage, exit code 2. */
+class UsageError extends Error {}
+
+interface ConsoleOptions {
+  script: string | undefined;
+  json: boolean;
+  model: 'offline' | 'openai';
+  caller: string | undefined;
+}
+
+function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions | 'help' {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        script: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        model: { type: 'string' },
+        caller: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return 'help';
+  const model = values.model ?? (openaiAvailable ? 'openai' : 'offline');
+  if (model !== 'offline' && model !== 'openai') {
+    throw new UsageError(`--model must be "offline" or "openai", not "${model}"`);
+  }
+  if (model === 'openai' && !openaiAvailable) {
+    throw new UsageError('--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)');
+  }
+  return { script: values.script, json: values.json, model, caller: values.caller };
+}
+
+async function readScript(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot read script ${path}: ${code === 'ENOENT' ? 'no such file' : code}`);
+  }
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+}
+
+type Emit = (event: Record<string, unknown>) => void;
+
+function jsonObserver(emit: Emit): CallObserver {
+  return {
+    transition: ({ from, to, event }) => emit({ type: 'transition', from, to, event }),
+    refusal: (refusal) => emit({ type: 'refusal', ...refusal }),
+    agent: (agent) => emit({ type: 'agent', agent }),
+    say: (agent, text) => emit({ type: 'say', agent, text }),
+    caller: (text) => emit({ type: 'caller', text }),
+    end: (reason) => emit({ type: 'end', reason }),
+  };
+}
+
+function textObserver(write: (line: string) => void, echoCaller: boolean): CallObserver {
+  return {
+    transition: ({ from, to, event }) => write(`  · ${from} → ${to}  (${event})`),
+    refusal: (r) => write(`  · refused ${r.request}${r.to ? ` to ${r.to}` : ''}: ${r.code}`),
+    agent: (agent) => write(`  · ${agent} is on the line`),
+    say: (agent, text) => write(`${agent.padStart(9)} › ${text}`),
+    caller: (text) => {
+      if (echoCaller) write(`${'caller'.padStart(9)} › ${text}`);
+    },
+    end: (reason) => write(`  · call ended: ${reason}`),
+  };
+}
+
+async function runCall(options: ConsoleOptions): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({
+    // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
+    level: config.logLevel ?? 'error',
+    pii: config.logPii,
+    destination: 'stderr',
+  });
+  installAgentsLogger(logger);
+
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const emit: Emit = (event) => out(JSON.stringify(event));
+  const model: llm.LLM = options.model === 'openai' ? createOpenAILLM(config) : createOfflineLLM();
+  const modelLabel =
+    options.model === 'openai'
+      ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
+      : OFFLINE_MODEL_LABEL;
+  const lines = options.script ? await readScript(options.script) : undefined;
+
+  if (options.json) emit({ type: 'start', model: modelLabel });
+  else {
+    out(`Model: ${modelLabel}.`);
+    if (options.model === 'offline') {
+      out('  It recognises billing, support and sales requests and goodbyes by keywords.');
+      out('  Set OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model.');
+    }
+    if (!lines) out('Type what the caller says. Ctrl-D hangs up.');
+    if (options.caller) out(`Caller: ${config.logPii ? options.caller : maskPhoneNumber(options.caller)}`);
+  }
+
+  // Text only: no STT, TTS or VAD, and no room.
+  const session = new voice.AgentSession({ llm: model });
+  const bridge = new CallBridge({
+    session,
+    companyName: config.companyName,
+    maxHandoffs: config.maxHandoffs,
+    logger,
+    observer: options.json ? jsonObserver(emit) : textObserver(out, lines !== undefined),
+  });
+  await bridge.start(options.caller ? { caller: { number: options.caller } } : {});
+  await bridge.settled();
+
+  const say = async (line: string) => {
+    if (bridge.actor.getSnapshot().status !== 'active') return;
+    try {
+      await session.run({ userInput: line }).wait();
+    } catch (error) {
+      logger.error({ err: error }, 'turn failed');
+    }
+  };
+
+  if (lines) {
+    for (const line of lines) await say(line);
+  } else {
+    const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+    input.on('close', () => bridge.callerHungUp());
+    bridge.done.then(() => input.close()).catch(() => {});
+    for await (const line of input) {
+      if (line.trim() !== '') await say(line.trim());
+      if (bridge.actor.getSnapshot().status !== 'active') break;
+    }
+  }
+  // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
+  bridge.callerHungUp();
+  await bridge.done;
+  await model.aclose();
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const config = loadConfig();
+    const options = parseOptions(argv, hasOpenAI(config));
+    if (options === 'help') {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    await runCall(options);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`console: ${error.message}\n${USAGE}\n`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`console: ${error.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`console: ${(error as Error).stack ?? String(error)}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  () => process.exit(1),
+);

@@ -1,0 +1,127 @@
+/**
+ * The console's offline model: a keyword brain, clearly not an LLM. It recognises billing,
+ * support and sales requests, "back to reception" and goodbyes in everyday phrasing, and drives
+ * the very same tools an LLM would, so the machine, tools and bridge run for real offline.
+ */
+import type { AgentName, Department } from '../../machines/callMachine.js';
+import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
+
+const INTENTS: Record<Department | 'goodbye' | 'reception', RegExp> = {
+  goodbye:
+    /\b(good ?bye|bye|that'?s (all|it)|that is all|nothing else|hang(ing)? up|i'?m (all )?(done|set|good)|have a (nice|good) day)\b/i,
+  reception: /\b(reception|receptionist|operator|front desk|someone else|wrong (department|team))\b/i,
+  billing:
+    /\b(bill(s|ed|ing)?|invoices?|charge[ds]?|charging|refunds?|payments?|pay|paid|credit card|card|receipts?|overcharged|fees?|subscription fee|money back)\b/i,
+  support:
+    /\b(support|broken|not working|doesn'?t work|does not work|stopped working|won'?t (start|load|connect|work)|errors?|crash(es|ed|ing)?|bugs?|fix|problems?|issues?|log ?in|password|reset|outage|offline|slow|trouble|technical)\b/i,
+  sales:
+    /\b(buy|buying|purchase|pricing|prices?|quotes?|upgrade|plans?|demo|sales|new account|sign up|discounts?|order|cost|licen[cs]es?)\b/i,
+};
+
+const TOPIC: Record<AgentName, string> = {
+  reception: 'your request',
+  billing: 'a billing question',
+  support: 'a technical problem',
+  sales: 'plans and pricing',
+};
+
+const HELP: Record<AgentName, string> = {
+  reception: 'Is it about billing, technical support or sales?',
+  billing:
+    "I've noted it on your account and a confirmation will reach you by email within one business day. Is there anything else?",
+  support:
+    "Let's fix that: please restart the device and the app, then tell me if the problem is still there.",
+  sales:
+    'Our Pro plan is 20 dollars a month per user and includes priority support. Would you like me to set it up?',
+};
+
+export type Intent = Department | 'goodbye' | 'reception';
+
+/** The intent mentioned first in the text, if any. */
+export function classify(text: string): { intent: Intent; keyword: string } | null {
+  let best: { intent: Intent; keyword: string; index: number } | null = null;
+  for (const [intent, pattern] of Object.entries(INTENTS) as [Intent, RegExp][]) {
+    const match = pattern.exec(text);
+    if (match && (best === null || match.index < best.index)) {
+      best = { intent, keyword: match[0], index: match.index };
+    }
+  }
+  // A goodbye anywhere ends the call unless the caller also asks for something after it.
+  return best && { intent: best.intent, keyword: best.keyword };
+}
+
+export function agentOf(request: ModelRequest): AgentName {
+  const match = /You are the (billing|support|sales) specialist/.exec(request.instructions);
+  return (match?.[1] as Department | undefined) ?? 'reception';
+}
+
+function shorten(text: string, max = 80): string {
+  const clean = text.trim().replace(/\s+/g, ' ');
+  return clean.length <= max ? clean : `${clean.slice(0, max - 1)}…`;
+}
+
+/** The caller's words without the pleasantries in front: "hi, yes, I was..." -> "I was...". */
+function reasonWords(text: string): string {
+  const stripped = text.replace(/^\s*((hi|hello|hey|yes|yeah|ok(ay)?|so|um|well|also|and)\b[\s,.!]*)+/i, '');
+  return shorten(stripped || text, 70).replace(/[.!?]+$/, '');
+}
+
+function callerLines(request: ModelRequest, count: number): string[] {
+  return request.messages
+    .filter((m): m is { role: 'user'; text: string } => m.role === 'user')
+    .slice(-count)
+    .map((m) => m.text.trim());
+}
+
+export const offlineBrain: Brain = (request): ModelReply => {
+  const self = agentOf(request);
+  const opening = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
+  if (request.instructions.includes('Opening:') && opening) {
+    const team = self === 'reception' ? 'reception again' : `the ${self} team`;
+    const reason = opening[1]!.replace(/[.!?]+$/, '');
+    return { text: `Hi, this is ${team}. I understand you're calling about ${reason}. ${HELP[self]}` };
+  }
+
+  const last = request.messages.at(-1);
+  if (last?.role === 'tool_result') {
+    const line = /Tell the caller: "([^"]+)"/.exec(last.output);
+    return { text: line?.[1] ?? `Sorry, I can't do that right now. ${HELP[self]}` };
+  }
+  if (last?.role !== 'user') return {};
+
+  const found = classify(last.text);
+  if (found === null) {
+    return {
+      text:
+        self === 'reception'
+          ? `Sorry, I didn't catch that. ${HELP.reception}`
+          : `I see. ${HELP[self]}`,
+    };
+  }
+  const { intent } = found;
+  if (intent === 'goodbye') {
+    return { toolCalls: [{ name: 'end_call', args: { reason: 'caller said goodbye' } }] };
+  }
+  const summary = `Caller said: ${callerLines(request, 3)
+    .map((line) => `"${shorten(line, 160)}"`)
+    .join(' ')}`;
+  if (intent === 'reception') {
+    if (!request.tools.includes('return_to_reception')) return { text: HELP.reception };
+    return {
+      toolCalls: [
+        {
+          name: 'return_to_reception',
+          args: { reason: 'the caller asked for reception', summary },
+        },
+      ],
+    };
+  }
+  if (intent === self) return { text: `I can help with that. ${HELP[self]}` };
+  const tool = `pass_control_to_${intent}`;
+  if (!request.tools.includes(tool)) return { text: HELP[self] };
+  return {
+    text: `Let me get you to our ${intent} team.`,
+    toolCalls: [{ name: tool, args: { reason: `${TOPIC[intent]}: "${reasonWords(last.text)}"`, summary } }],
+  };
+};
+

@@ -1,0 +1,122 @@
+/**
+ * An `llm.LLM` whose replies come from a plain function of the request (a "brain").
+ * The offline console model and the tests' scripted model are both brains; the same brain can
+ * also be served over HTTP as an OpenAI-compatible server, so the real OpenAI plugin can be tested.
+ */
+import { DEFAULT_API_CONNECT_OPTIONS, type APIConnectOptions, llm } from '@livekit/agents';
+
+/** The part of a model request a brain reads, independent of the wire format. */
+export interface ModelRequest {
+  /** System and developer messages, joined. */
+  instructions: string;
+  messages: ModelMessage[];
+  /** Names of the tools offered. */
+  tools: string[];
+}
+
+export type ModelMessage =
+  | { role: 'user' | 'assistant'; text: string }
+  | { role: 'tool_call'; name: string; args: string }
+  | { role: 'tool_result'; name: string; output: string };
+
+export interface ModelReply {
+  text?: string;
+  toolCalls?: { name: string; args: Record<string, unknown> }[];
+}
+
+export type Brain = (request: ModelRequest) => ModelReply;
+
+export function requestFromChatContext(
+  chatCtx: llm.ChatContext,
+  toolCtx: llm.ToolContext | undefined,
+): ModelRequest {
+  const instructions: string[] = [];
+  const messages: ModelMessage[] = [];
+  for (const item of chatCtx.items) {
+    if (item.type === 'message') {
+      const text = item.textContent ?? '';
+      if (item.role === 'system' || item.role === 'developer') instructions.push(text);
+      else messages.push({ role: item.role, text });
+    } else if (item.type === 'function_call') {
+      messages.push({ role: 'tool_call', name: item.name, args: item.args });
+    } else if (item.type === 'function_call_output') {
+      messages.push({ role: 'tool_result', name: item.name, output: item.output });
+    }
+  }
+  return {
+    instructions: instructions.join('\n'),
+    messages,
+    tools: Object.keys(toolCtx?.functionTools ?? {}),
+  };
+}
+
+export class ScriptedLLM extends llm.LLM {
+  readonly #brain: Brain;
+  readonly #label: string;
+  /** Every request this model received, oldest first (tests read these). */
+  readonly requests: ModelRequest[] = [];
+
+  constructor(brain: Brain, label = 'scripted') {
+    super();
+    this.#brain = brain;
+    this.#label = label;
+  }
+
+  label(): string {
+    return this.#label;
+  }
+
+  override get model(): string {
+    return this.#label;
+  }
+
+  chat({
+    chatCtx,
+    toolCtx,
+    connOptions = DEFAULT_API_CONNECT_OPTIONS,
+  }: {
+    chatCtx: llm.ChatContext;
+    toolCtx?: llm.ToolContextLike;
+    connOptions?: APIConnectOptions;
+  }): llm.LLMStream {
+    return new ScriptedStream(this, { chatCtx, ...(toolCtx ? { toolCtx } : {}), connOptions });
+  }
+
+  /** @internal */
+  answer(request: ModelRequest): ModelReply {
+    this.requests.push(request);
+    return this.#brain(request);
+  }
+}
+
+let callCounter = 0;
+
+class ScriptedStream extends llm.LLMStream {
+  readonly #model: ScriptedLLM;
+
+  constructor(
+    model: ScriptedLLM,
+    params: { chatCtx: llm.ChatContext; toolCtx?: llm.ToolContextLike; connOptions: APIConnectOptions },
+  ) {
+    super(model, params);
+    this.#model = model;
+  }
+
+  protected async run(): Promise<void> {
+    const reply = this.#model.answer(requestFromChatContext(this.chatCtx, this.toolCtx));
+    const id = `scripted-${++callCounter}`;
+    if (reply.text) {
+      this.queue.put({ id, delta: { role: 'assistant', content: reply.text } });
+    }
+    if (reply.toolCalls?.length) {
+      const toolCalls = reply.toolCalls.map((call, index) =>
+        llm.FunctionCall.create({
+          callId: `${id}-${index}`,
+          name: call.name,
+          args: JSON.stringify(call.args),
+        }),
+      );
+      this.queue.put({ id, delta: { role: 'assistant', toolCalls } });
+    }
+  }
+}
