@@ -79,6 +79,7 @@ export interface CallAgentOptions {
 export class CallAgent extends voice.Agent {
   readonly callAgent: AgentName;
   readonly #onEnter: (agent: CallAgent) => void;
+  #retired = false;
 
   constructor(options: CallAgentOptions) {
     super({
@@ -94,5 +95,22 @@ export class CallAgent extends voice.Agent {
 
   override async onEnter(): Promise<void> {
     this.#onEnter(this);
+  }
+
+  /**
+   * The machine has moved on from this agent (handoff or end). Any reply still pending in its
+   * turn, such as the answer to another tool batched with the handoff, is dropped without a
+   * model call: the caller's next voice is the new agent's.
+   */
+  retire(): void {
+    this.#retired = true;
+  }
+
+  override async llmNode(
+    ...args: Parameters<voice.Agent['llmNode']>
+  ): ReturnType<voice.Agent['llmNode']> {
+    // An empty stream, not null: the SDK waits on a stream to finish the turn.
+    if (this.#retired) return new ReadableStream({ start: (controller) => controller.close() });
+    return super.llmNode(...args);
   }
 }

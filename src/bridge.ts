@@ -29,7 +29,7 @@ import {
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import { CallAgent, handoffBrief, instructionsFor, openingInstructions } from './agents.js';
-import { type CallControl, buildTools } from './tools.js';
+import { type AnyFunctionTool, type CallControl, buildTools } from './tools.js';
 
 /** Everything a front end (console, worker, inspector) may want to show. */
 export interface CallObserver {
@@ -52,6 +52,8 @@ export interface CallBridgeOptions {
   logger?: Logger;
   /** Extra XState inspection (e.g. a visual inspector). */
   inspect?: (event: InspectionEvent) => void;
+  /** Business tools per agent (order lookups, ...), offered next to the control tools. */
+  extraTools?: (agent: AgentName) => AnyFunctionTool[];
   /** How many recent conversation items the next agent receives. */
   historyItems?: number;
 }
@@ -80,7 +82,7 @@ export class CallBridge implements CallControl {
   readonly #historyItems: number;
   #resolveDone!: (end: CallEnd) => void;
   /** The agent the session was last told to run. */
-  #requested: AgentName | null = null;
+  #requested: CallAgent | null = null;
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
@@ -142,7 +144,7 @@ export class CallBridge implements CallControl {
   /** Start the session with reception, start the machine, and greet. */
   async start(options: CallStartOptions = {}): Promise<void> {
     const reception = this.#buildAgent('reception', null);
-    this.#requested = 'reception';
+    this.#requested = reception;
     await this.#session.start({
       agent: reception,
       ...(options.room ? { room: options.room } : {}),
@@ -193,7 +195,7 @@ export class CallBridge implements CallControl {
         this.#options.companyName,
         brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
       ),
-      tools: buildTools(this, name),
+      tools: buildTools(this, name, this.#options.extraTools?.(name)),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       onEnter: (agent) => {
@@ -206,10 +208,11 @@ export class CallBridge implements CallControl {
   }
 
   #activate(name: AgentName, context: CallContext): void {
-    if (this.#ended || name === this.#requested) return;
+    if (this.#ended || name === this.#requested?.callAgent) return;
     try {
       const agent = this.#buildAgent(name, context);
-      this.#requested = name;
+      this.#requested?.retire();
+      this.#requested = agent;
       this.#session.updateAgent(agent);
       this.#log.info({ agent: name }, 'agent switch requested');
     } catch (error) {
@@ -227,6 +230,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, byCaller: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#requested?.retire();
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
     this.#closing = (async () => {
       try {

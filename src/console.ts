@@ -56,7 +56,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
     throw new UsageError(`--model must be "offline" or "openai", not "${model}"`);
   }
   if (model === 'openai' && !openaiAvailable) {
-    throw new UsageError('--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)');
+    throw new UsageError(
+      '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
+    );
   }
   return { script: values.script, json: values.json, model, caller: values.caller };
 }
@@ -67,7 +69,9 @@ async function readScript(path: string): Promise<string[]> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot read script ${path}: ${code === 'ENOENT' ? 'no such file' : code}`);
+    throw new UsageError(
+      `cannot read script ${path}: ${code === 'ENOENT' ? 'no such file' : code}`,
+    );
   }
   return text
     .split(/\r?\n/)
@@ -128,7 +132,8 @@ async function runCall(options: ConsoleOptions): Promise<void> {
       out('  Set OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model.');
     }
     if (!lines) out('Type what the caller says. Ctrl-D hangs up.');
-    if (options.caller) out(`Caller: ${config.logPii ? options.caller : maskPhoneNumber(options.caller)}`);
+    if (options.caller)
+      out(`Caller: ${config.logPii ? options.caller : maskPhoneNumber(options.caller)}`);
   }
 
   // Text only: no STT, TTS or VAD, and no room.

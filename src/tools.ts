@@ -46,9 +46,16 @@ const handoffParameters = z.object({
     ),
 });
 
-/** The tools every agent of this call gets. */
-export function buildTools(control: CallControl, self: AgentName): llm.ToolContext {
-  const tools = [];
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- tools of any parameter shape
+export type AnyFunctionTool = llm.FunctionTool<any, any, any>;
+
+/** The control tools every agent of this call gets, plus the agent's own business tools. */
+export function buildTools(
+  control: CallControl,
+  self: AgentName,
+  extra: AnyFunctionTool[] = [],
+): llm.ToolContext {
+  const tools: AnyFunctionTool[] = [...extra];
   for (const department of DEPARTMENTS) {
     tools.push(
       llm.tool({

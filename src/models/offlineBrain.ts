@@ -9,7 +9,8 @@ import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
 const INTENTS: Record<Department | 'goodbye' | 'reception', RegExp> = {
   goodbye:
     /\b(good ?bye|bye|that'?s (all|it)|that is all|nothing else|hang(ing)? up|i'?m (all )?(done|set|good)|have a (nice|good) day)\b/i,
-  reception: /\b(reception|receptionist|operator|front desk|someone else|wrong (department|team))\b/i,
+  reception:
+    /\b(reception|receptionist|operator|front desk|someone else|wrong (department|team))\b/i,
   billing:
     /\b(bill(s|ed|ing)?|invoices?|charge[ds]?|charging|refunds?|payments?|pay|paid|credit card|card|receipts?|overcharged|fees?|subscription fee|money back)\b/i,
   support:
@@ -62,7 +63,10 @@ function shorten(text: string, max = 80): string {
 
 /** The caller's words without the pleasantries in front: "hi, yes, I was..." -> "I was...". */
 function reasonWords(text: string): string {
-  const stripped = text.replace(/^\s*((hi|hello|hey|yes|yeah|ok(ay)?|so|um|well|also|and)\b[\s,.!]*)+/i, '');
+  const stripped = text.replace(
+    /^\s*((hi|hello|hey|yes|yeah|ok(ay)?|so|um|well|also|and)\b[\s,.!]*)+/i,
+    '',
+  );
   return shorten(stripped || text, 70).replace(/[.!?]+$/, '');
 }
 
@@ -79,7 +83,9 @@ export const offlineBrain: Brain = (request): ModelReply => {
   if (request.instructions.includes('Opening:') && opening) {
     const team = self === 'reception' ? 'reception again' : `the ${self} team`;
     const reason = opening[1]!.replace(/[.!?]+$/, '');
-    return { text: `Hi, this is ${team}. I understand you're calling about ${reason}. ${HELP[self]}` };
+    return {
+      text: `Hi, this is ${team}. I understand you're calling about ${reason}. ${HELP[self]}`,
+    };
   }
 
   const last = request.messages.at(-1);
@@ -121,7 +127,8 @@ export const offlineBrain: Brain = (request): ModelReply => {
   if (!request.tools.includes(tool)) return { text: HELP[self] };
   return {
     text: `Let me get you to our ${intent} team.`,
-    toolCalls: [{ name: tool, args: { reason: `${TOPIC[intent]}: "${reasonWords(last.text)}"`, summary } }],
+    toolCalls: [
+      { name: tool, args: { reason: `${TOPIC[intent]}: "${reasonWords(last.text)}"`, summary } },
+    ],
   };
 };
-

@@ -96,7 +96,11 @@ class ScriptedStream extends llm.LLMStream {
 
   constructor(
     model: ScriptedLLM,
-    params: { chatCtx: llm.ChatContext; toolCtx?: llm.ToolContextLike; connOptions: APIConnectOptions },
+    params: {
+      chatCtx: llm.ChatContext;
+      toolCtx?: llm.ToolContextLike;
+      connOptions: APIConnectOptions;
+    },
   ) {
     super(model, params);
     this.#model = model;

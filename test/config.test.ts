@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, requireWorkerCredentials } from '../src/config.js';
+import { maskPhoneNumber } from '../src/logging.js';
+
+const LIVE = {
+  LIVEKIT_URL: 'wss://example.livekit.cloud',
+  LIVEKIT_API_KEY: 'key',
+  LIVEKIT_API_SECRET: 'secret',
+  OPENAI_API_KEY: 'sk-test',
+};
+
+describe('config', () => {
+  it('has working defaults with an empty environment', () => {
+    const config = loadConfig({});
+    expect(config.maxHandoffs).toBe(4);
+    expect(config.agentName).toBe('vobiz-call-agent');
+    expect(config.models.mode).toBe('pipeline');
+    expect(new Set(Object.values(config.models.voices)).size).toBe(4);
+  });
+
+  it('reads overrides', () => {
+    const config = loadConfig({ MAX_HANDOFFS: '2', MODEL_MODE: 'realtime', VOICE_BILLING: 'coral' });
+    expect(config.maxHandoffs).toBe(2);
+    expect(config.models.mode).toBe('realtime');
+    expect(config.models.voices.billing).toBe('coral');
+  });
+
+  it('names a bad value in one line', () => {
+    expect(() => loadConfig({ MAX_HANDOFFS: 'many' })).toThrow(ConfigError);
+    expect(() => loadConfig({ MAX_HANDOFFS: 'many' })).toThrow(/^Invalid MAX_HANDOFFS: .*\.env/);
+    expect(() => loadConfig({ MODEL_MODE: 'both' })).toThrow(/^Invalid MODEL_MODE/);
+  });
+
+  it('accepts a complete worker environment', () => {
+    expect(() => requireWorkerCredentials(loadConfig(LIVE))).not.toThrow();
+    const { OPENAI_API_KEY: _, ...withBaseUrl } = LIVE;
+    expect(() =>
+      requireWorkerCredentials(loadConfig({ ...withBaseUrl, OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' })),
+    ).not.toThrow();
+  });
+
+  it('names every missing worker variable in one line and suggests the console', () => {
+    const { LIVEKIT_API_SECRET: _, OPENAI_API_KEY: __, ...partial } = LIVE;
+    let message = '';
+    try {
+      requireWorkerCredentials(loadConfig(partial));
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toBe(
+      'Missing LIVEKIT_API_SECRET, OPENAI_API_KEY: set them in .env (see .env.example), ' +
+        'or run "npm run console" for an offline call.',
+    );
+    expect(message).not.toContain('\n');
+  });
+
+  it('treats empty values as missing', () => {
+    expect(() => requireWorkerCredentials(loadConfig({ ...LIVE, LIVEKIT_URL: '  ' }))).toThrow(
+      /^Missing LIVEKIT_URL:/,
+    );
+  });
+});
+
+describe('masking', () => {
+  it('keeps the country code and the last two digits', () => {
+    expect(maskPhoneNumber('+919876543210')).toBe('+91********10');
+    expect(maskPhoneNumber('1234')).toBe('****');
+  });
+});

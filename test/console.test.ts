@@ -1,0 +1,131 @@
+/**
+ * `npm run console` end to end, as a child process: --script --json with the offline model and
+ * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { offlineBrain } from '../src/models/offlineBrain.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes.js';
+
+const ROOT = join(import.meta.dirname, '..');
+const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runConsole(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
+      {
+        cwd: ROOT,
+        // Isolate from a developer's .env: empty values count as unset.
+        env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error', ...env },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+function parseLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+function expectBillingThenSupport(events: Record<string, unknown>[]) {
+  expect(events.filter((e) => e.type === 'transition')).toEqual([
+    { type: 'transition', from: 'greeting', to: 'intent', event: 'greeting.spoken' },
+    { type: 'transition', from: 'intent', to: 'billing', event: 'handoff.requested' },
+    { type: 'transition', from: 'billing', to: 'support', event: 'handoff.requested' },
+    { type: 'transition', from: 'support', to: 'ended', event: 'end.requested' },
+  ]);
+  expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
+    'reception',
+    'billing',
+    'support',
+  ]);
+  expect(events.filter((e) => e.type === 'caller')).toHaveLength(3);
+  const billingSays = events.filter((e) => e.type === 'say' && e.agent === 'billing');
+  expect(billingSays[0]?.text).toMatch(/billing team.*charged twice for my subscription/);
+  const supportSays = events.filter((e) => e.type === 'say' && e.agent === 'support');
+  expect(supportSays[0]?.text).toMatch(/support team.*crashing/);
+  expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
+}
+
+describe('console --script --json', () => {
+  it('takes the caller reception -> billing -> support -> end with the offline model', async () => {
+    const run = await runConsole(['--script', SCRIPT, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout); // throws if any stdout line is not JSON
+    expect(events[0]).toEqual({ type: 'start', model: 'offline keyword model (not an LLM)' });
+    expectBillingThenSupport(events);
+  });
+
+  describe('with the OpenAI plugin', () => {
+    let server: OpenAICompatibleServer;
+    beforeAll(async () => {
+      server = await startOpenAICompatibleServer(offlineBrain);
+    });
+    afterAll(() => server.close());
+
+    it('takes the same path against a local OpenAI-compatible server', async () => {
+      const run = await runConsole(['--script', SCRIPT, '--json', '--model', 'openai'], {
+        OPENAI_BASE_URL: server.url,
+      });
+      expect(run.code).toBe(0);
+      const events = parseLines(run.stdout);
+      expect(events[0]).toMatchObject({ type: 'start', model: expect.stringContaining(server.url) });
+      expectBillingThenSupport(events);
+      // One model call per agent turn and none wasted on handoffs: reception, billing's opening,
+      // billing's transfer, support's opening, support's end_call.
+      expect(server.requests).toHaveLength(5);
+      expect(server.requests.every((r) => r.stream === true)).toBe(true);
+    });
+  });
+
+  it('hangs up after the last line when the script has no goodbye', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'console-'));
+    const file = join(dir, 'sales.txt');
+    await writeFile(file, 'I want to upgrade my plan\n');
+    const run = await runConsole(['--script', file, '--json']);
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual(['reception', 'sales']);
+    expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller-hung-up' });
+  });
+
+  it('prints readable text without --json, with who speaks and each state change', async () => {
+    const run = await runConsole(['--script', SCRIPT]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Model: offline keyword model (not an LLM).');
+    expect(run.stdout).toMatch(/intent → billing/);
+    expect(run.stdout).toMatch(/billing › Hi, this is the billing team/);
+    expect(run.stdout).toMatch(/call ended: caller said goodbye/);
+  });
+});
+
+describe('console errors', () => {
+  it.each([
+    [['--bogus'], /Unknown option '--bogus'/],
+    [['--model', 'gpt'], /--model must be "offline" or "openai"/],
+    [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
+    [['--script', '/nonexistent/calls.txt'], /cannot read script \/nonexistent\/calls.txt: no such file/],
+  ])('rejects %j with a clear message and exit code 2', async (args, message) => {
+    const run = await runConsole(args);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.split('\n')[0]).toMatch(message);
+  });
+});

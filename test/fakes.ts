@@ -1,0 +1,314 @@
+/**
+ * The one module of shared fakes. Doubles stand in only for what cannot run here:
+ * - a scripted model (a "brain"), used in-process as an `llm.LLM` or served over HTTP by
+ *   `startOpenAICompatibleServer`, which speaks OpenAI's chat-completions protocol (SSE streaming
+ *   and tool calls) so the real `@livekit/agents-plugin-openai` LLM can be pointed at it.
+ * Everything else (AgentSession, machine, tools, bridge) is the production code.
+ */
+import { once } from 'node:events';
+import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type llm, voice } from '@livekit/agents';
+import type { AgentName, CallerInfo } from '../machines/callMachine.js';
+import { CallBridge, type CallObserver } from '../src/bridge.js';
+import type { AnyFunctionTool } from '../src/tools.js';
+import { createLogger, installAgentsLogger } from '../src/logging.js';
+import {
+  type Brain,
+  type ModelMessage,
+  type ModelReply,
+  type ModelRequest,
+  ScriptedLLM,
+} from '../src/models/scriptedLlm.js';
+import { agentOf } from '../src/models/offlineBrain.js';
+
+installAgentsLogger(
+  createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent', pii: true, destination: 'stderr' }),
+);
+
+export type ScriptEntry = ModelReply | ((request: ModelRequest) => ModelReply);
+
+/** Call a tool the way an LLM would. */
+export const call = (name: string, args: Record<string, unknown> = {}) => ({ name, args });
+
+export const handoffTo = (department: string, reason = `${department} question`) =>
+  call(`pass_control_to_${department}`, {
+    reason,
+    summary: `Summary for ${department}: ${reason}.`,
+  });
+
+/**
+ * The shared scripted model. Caller lines are looked up in `script`; an agent's first turn after
+ * a handoff acknowledges the reason; a tool error is read back to the caller.
+ */
+export function scriptedBrain(script: Record<string, ScriptEntry> = {}): Brain {
+  return (request) => {
+    const self = agentOf(request);
+    const reason = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
+    if (request.instructions.includes('Opening:') && reason) {
+      return { text: `${self} here, about ${reason[1]}.` };
+    }
+    const last = request.messages.at(-1);
+    if (last?.role === 'tool_result') return { text: `Sorry: ${last.output}` };
+    if (last?.role !== 'user') return {};
+    const entry = script[last.text];
+    if (entry === undefined) return { text: `${self} heard: ${last.text}` };
+    return typeof entry === 'function' ? entry(request) : entry;
+  };
+}
+
+export type ObservedEvent =
+  | { type: 'transition'; from: string; to: string; event: string }
+  | { type: 'refusal'; code: string; to?: string }
+  | { type: 'agent'; agent: AgentName }
+  | { type: 'say'; agent: AgentName; text: string }
+  | { type: 'caller'; text: string }
+  | { type: 'end'; reason: string };
+
+export function recordingObserver(events: ObservedEvent[]): CallObserver {
+  return {
+    transition: (t) => events.push({ type: 'transition', ...t }),
+    refusal: (r) => events.push({ type: 'refusal', code: r.code, ...(r.to ? { to: r.to } : {}) }),
+    agent: (agent) => events.push({ type: 'agent', agent }),
+    say: (agent, text) => events.push({ type: 'say', agent, text }),
+    caller: (text) => events.push({ type: 'caller', text }),
+    end: (reason) => events.push({ type: 'end', reason }),
+  };
+}
+
+export interface TestCallOptions {
+  script?: Record<string, ScriptEntry>;
+  /** Use this model instead of the scripted one (e.g. the real OpenAI plugin). */
+  llm?: llm.LLM;
+  maxHandoffs?: number;
+  caller?: CallerInfo;
+  extraTools?: (agent: AgentName) => AnyFunctionTool[];
+  observer?: CallObserver;
+}
+
+/** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
+export async function startTestCall(options: TestCallOptions = {}) {
+  const model = options.llm ?? new ScriptedLLM(scriptedBrain(options.script));
+  const session = new voice.AgentSession({ llm: model });
+  const events: ObservedEvent[] = [];
+  const recorder = recordingObserver(events);
+  const bridge = new CallBridge({
+    session,
+    companyName: 'Acme',
+    maxHandoffs: options.maxHandoffs ?? 4,
+    observer: mergeObservers(recorder, options.observer),
+    ...(options.extraTools ? { extraTools: options.extraTools } : {}),
+  });
+  await bridge.start(options.caller ? { caller: options.caller } : {});
+  await bridge.settled();
+  return {
+    session,
+    bridge,
+    model,
+    events,
+    /** The caller says `text`; resolves when the agents have finished answering. */
+    say: (text: string) => session.run({ userInput: text }).wait(),
+    agents: () => events.filter((e) => e.type === 'agent').map((e) => e.agent),
+    said: (agent: AgentName) =>
+      events
+        .filter((e) => e.type === 'say' && e.agent === agent)
+        .map((e) => (e as { text: string }).text),
+  };
+}
+
+function mergeObservers(a: CallObserver, b: CallObserver | undefined): CallObserver {
+  if (!b) return a;
+  const merged: CallObserver = {};
+  for (const key of Object.keys(a) as (keyof CallObserver)[]) {
+    merged[key] = ((...args: unknown[]) => {
+      (a[key] as (...x: unknown[]) => void)(...args);
+      (b[key] as ((...x: unknown[]) => void) | undefined)?.(...args);
+    }) as never;
+  }
+  return merged;
+}
+
+/** Collect unhandled rejections for the duration of a test file. */
+export function trackUnhandledRejections(): { errors: unknown[]; stop: () => void } {
+  const errors: unknown[] = [];
+  const onRejection = (reason: unknown) => errors.push(reason);
+  process.on('unhandledRejection', onRejection);
+  return { errors, stop: () => process.off('unhandledRejection', onRejection) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// An OpenAI-compatible chat-completions server driven by a brain.
+
+interface OpenAIMessage {
+  role: string;
+  content?: string | { type: string; text?: string }[] | null;
+  tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
+}
+
+interface OpenAIRequestBody {
+  model: string;
+  stream?: boolean;
+  messages: OpenAIMessage[];
+  tools?: { type: string; function: { name: string } }[];
+}
+
+export function requestFromOpenAI(body: OpenAIRequestBody): ModelRequest {
+  const instructions: string[] = [];
+  const messages: ModelMessage[] = [];
+  const toolNames = new Map<string, string>();
+  for (const message of body.messages) {
+    const text =
+      typeof message.content === 'string'
+        ? message.content
+        : (message.content ?? []).map((part) => part.text ?? '').join('');
+    if (message.role === 'system' || message.role === 'developer') instructions.push(text);
+    else if (message.role === 'user') messages.push({ role: 'user', text });
+    else if (message.role === 'assistant') {
+      if (text) messages.push({ role: 'assistant', text });
+      for (const toolCall of message.tool_calls ?? []) {
+        toolNames.set(toolCall.id, toolCall.function.name);
+        messages.push({
+          role: 'tool_call',
+          name: toolCall.function.name,
+          args: toolCall.function.arguments,
+        });
+      }
+    } else if (message.role === 'tool') {
+      const name = toolNames.get(message.tool_call_id ?? '') ?? 'unknown';
+      messages.push({ role: 'tool_result', name, output: text });
+    }
+  }
+  return {
+    instructions: instructions.join('\n'),
+    messages,
+    tools: (body.tools ?? []).map((tool) => tool.function.name),
+  };
+}
+
+export interface OpenAICompatibleServer {
+  /** Base URL to give the OpenAI client, e.g. http://127.0.0.1:PORT/v1 */
+  url: string;
+  /** Raw request bodies, oldest first. */
+  requests: OpenAIRequestBody[];
+  close(): Promise<void>;
+}
+
+export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAICompatibleServer> {
+  const requests: OpenAIRequestBody[] = [];
+  let counter = 0;
+  const server = createServer((req, res) => {
+    void handle(req, res).catch((error: unknown) => {
+      res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: String(error) } }));
+    });
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse) {
+    if (req.method !== 'POST' || !req.url?.endsWith('/chat/completions')) {
+      res.writeHead(404, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: `no route ${req.method} ${req.url}` } }));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OpenAIRequestBody;
+    requests.push(body);
+    const reply = brain(requestFromOpenAI(body));
+    const id = `chatcmpl-${++counter}`;
+    const created = Math.floor(Date.now() / 1000);
+    const toolCalls = (reply.toolCalls ?? []).map((toolCall, index) => ({
+      index,
+      id: `call_${counter}_${index}`,
+      name: toolCall.name,
+      arguments: JSON.stringify(toolCall.args),
+    }));
+    const finishReason = toolCalls.length > 0 ? 'tool_calls' : 'stop';
+
+    if (!body.stream) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          id,
+          object: 'chat.completion',
+          created,
+          model: body.model,
+          choices: [
+            {
+              index: 0,
+              finish_reason: finishReason,
+              message: {
+                role: 'assistant',
+                content: reply.text ?? null,
+                ...(toolCalls.length
+                  ? {
+                      tool_calls: toolCalls.map((t) => ({
+                        id: t.id,
+                        type: 'function',
+                        function: { name: t.name, arguments: t.arguments },
+                      })),
+                    }
+                  : {}),
+              },
+            },
+          ],
+        }),
+      );
+      return;
+    }
+
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const send = (delta: Record<string, unknown>, finish: string | null = null) =>
+      res.write(
+        `data: ${JSON.stringify({
+          id,
+          object: 'chat.completion.chunk',
+          created,
+          model: body.model,
+          choices: [{ index: 0, delta, finish_reason: finish }],
+        })}\n\n`,
+      );
+    send({ role: 'assistant', content: '' });
+    // Stream text in small pieces and tool arguments in two halves, as real servers do.
+    for (const piece of (reply.text ?? '').match(/.{1,12}/gs) ?? []) send({ content: piece });
+    for (const t of toolCalls) {
+      const half = Math.ceil(t.arguments.length / 2);
+      send({
+        tool_calls: [
+          {
+            index: t.index,
+            id: t.id,
+            type: 'function',
+            function: { name: t.name, arguments: t.arguments.slice(0, half) },
+          },
+        ],
+      });
+      send({ tool_calls: [{ index: t.index, function: { arguments: t.arguments.slice(half) } }] });
+    }
+    send({}, finishReason);
+    res.write(
+      `data: ${JSON.stringify({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: body.model,
+        choices: [],
+        usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+      })}\n\n`,
+    );
+    res.end('data: [DONE]\n\n');
+  }
+
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,275 @@
+/**
+ * The production agents, tools and bridge on a room-less AgentSession, driven by the shared
+ * scripted model. Each test checks machine state, the agent actually speaking, and what the
+ * model was sent.
+ */
+import { llm, voice } from '@livekit/agents';
+import { afterAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { DEPARTMENTS } from '../machines/callMachine.js';
+import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
+import { call, handoffTo, startTestCall, trackUnhandledRejections } from './fakes.js';
+
+const rejections = trackUnhandledRejections();
+afterAll(() => {
+  rejections.stop();
+  expect(rejections.errors).toEqual([]);
+});
+
+const CALLER_WORDS = 'I was charged twice for my March invoice, order 4417';
+
+describe('greeting and intent', () => {
+  it('greets as reception, then listens', async () => {
+    const c = await startTestCall();
+    expect(c.bridge.state).toBe('intent');
+    expect(c.agents()).toEqual(['reception']);
+    expect(c.said('reception')[0]).toMatch(/Thank you for calling Acme/);
+    expect(c.events.find((e) => e.type === 'transition')).toEqual({
+      type: 'transition',
+      from: 'greeting',
+      to: 'intent',
+      event: 'greeting.spoken',
+    });
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it.each(DEPARTMENTS)('hands the caller from reception to %s, which speaks next', async (department) => {
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo(department, `${department} help`)] } },
+    });
+    const result = await c.say(CALLER_WORDS);
+
+    result.expect.containsFunctionCall({ name: `pass_control_to_${department}` });
+    result.expect.containsAgentHandoff();
+    expect(c.bridge.state).toBe(department);
+    expect(c.bridge.speakingAgent).toBe(department);
+    expect(c.agents()).toEqual(['reception', department]);
+    // The specialist's first words acknowledge the reason, with no extra reception turn between.
+    expect(c.said(department)).toEqual([`${department} here, about ${department} help.`]);
+    expect(c.said('reception')).toHaveLength(1); // the greeting only
+    const log = c.bridge.actor.getSnapshot().context.handoffs;
+    expect(log).toMatchObject([{ from: 'reception', to: department, reason: `${department} help` }]);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+});
+
+describe('the specialist’s first model request', () => {
+  it('carries the caller’s words, the brief and the caller number, without reception’s instructions', async () => {
+    const c = await startTestCall({
+      caller: { number: '+919812345678' },
+      script: {
+        [CALLER_WORDS]: {
+          toolCalls: [
+            call('pass_control_to_billing', {
+              reason: 'duplicate charge',
+              summary: 'Charged twice for the March invoice, order 4417.',
+            }),
+          ],
+        },
+      },
+    });
+    await c.say(CALLER_WORDS);
+    const model = c.model as ScriptedLLM;
+    const first = model.requests.find((r) => r.instructions.includes('You are the billing specialist'));
+    expect(first).toBeDefined();
+    expect(first!.messages).toContainEqual({ role: 'user', text: CALLER_WORDS });
+    expect(first!.instructions).toContain('Reason: duplicate charge');
+    expect(first!.instructions).toContain('Summary: Charged twice for the March invoice, order 4417.');
+    expect(first!.instructions).toContain('Caller number: +919812345678');
+    expect(first!.instructions).toContain('Never ask the caller to repeat');
+    expect(first!.instructions).not.toContain('You are the receptionist');
+    expect(first!.tools).toContain('return_to_reception');
+    // Exactly one model call by reception for that turn: the handoff cost no extra turn.
+    const receptionCalls = model.requests.filter((r) => r.instructions.includes('You are the receptionist'));
+    expect(receptionCalls).toHaveLength(1);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+});
+
+describe('moving between agents', () => {
+  it('goes specialist to specialist, then back to reception, then ends', async () => {
+    const c = await startTestCall({
+      script: {
+        'billing please': { toolCalls: [handoffTo('billing')] },
+        'actually my router is broken': { toolCalls: [handoffTo('support', 'broken router')] },
+        'something else entirely': {
+          toolCalls: [call('return_to_reception', { reason: 'other', summary: 'Not support.' })],
+        },
+        bye: { toolCalls: [call('end_call', { reason: 'caller done' })] },
+      },
+    });
+    await c.say('billing please');
+    await c.say('actually my router is broken');
+    expect(c.bridge.state).toBe('support');
+    await c.say('something else entirely');
+    expect(c.bridge.state).toBe('intent');
+    expect(c.bridge.speakingAgent).toBe('reception');
+    expect(c.said('reception').at(-1)).toBe('reception here, about other.');
+    await c.say('bye');
+    const end = await c.bridge.done;
+    expect(end.reason).toBe('caller done');
+    expect(c.agents()).toEqual(['reception', 'billing', 'support', 'reception']);
+    expect(end.context.handoffs.map((h) => `${h.from}>${h.to}`)).toEqual([
+      'reception>billing',
+      'billing>support',
+      'support>reception',
+    ]);
+    expect(c.said('reception').at(-1)).toMatch(/Goodbye/);
+    expect(c.events.at(-1)).toEqual({ type: 'end', reason: 'caller done' });
+  });
+});
+
+describe('refusals', () => {
+  it('refuses a handoff at the cap; the agent stays and tells the caller', async () => {
+    const c = await startTestCall({
+      maxHandoffs: 1,
+      script: {
+        'billing please': { toolCalls: [handoffTo('billing')] },
+        'and sales': { toolCalls: [handoffTo('sales')] },
+      },
+    });
+    await c.say('billing please');
+    const result = await c.say('and sales');
+    result.expect.containsFunctionCallOutput({ isError: true });
+    expect(c.bridge.state).toBe('billing');
+    expect(c.bridge.speakingAgent).toBe('billing');
+    expect(c.said('billing').at(-1)).toMatch(/I can't transfer you again, but I can help with billing/);
+    expect(c.events).toContainEqual({ type: 'refusal', code: 'handoff-cap', to: 'sales' });
+    expect(c.agents()).toEqual(['reception', 'billing']);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it('refuses a handoff to the department already active', async () => {
+    const c = await startTestCall({
+      script: {
+        'billing please': { toolCalls: [handoffTo('billing')] },
+        'more billing': { toolCalls: [handoffTo('billing')] },
+      },
+    });
+    await c.say('billing please');
+    await c.say('more billing');
+    expect(c.bridge.state).toBe('billing');
+    expect(c.events).toContainEqual({ type: 'refusal', code: 'same-department', to: 'billing' });
+    expect(c.said('billing').at(-1)).toMatch(/already with billing/);
+    expect(c.agents()).toEqual(['reception', 'billing']);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+});
+
+describe('batched tool calls (upstream drops these handoffs)', () => {
+  const noteTool = () =>
+    llm.tool({
+      name: 'note_mood',
+      description: 'Note the caller mood.',
+      parameters: z.object({ mood: z.string() }),
+      execute: async ({ mood }) => `noted ${mood}`,
+    });
+
+  it.each([
+    ['handoff first', [handoffTo('billing'), call('note_mood', { mood: 'upset' })]],
+    ['handoff last', [call('note_mood', { mood: 'upset' }), handoffTo('billing')]],
+  ])('keeps the handoff when the model batches it with another tool (%s)', async (_, toolCalls) => {
+    const c = await startTestCall({
+      extraTools: (agent) => (agent === 'reception' ? [noteTool()] : []),
+      script: { 'charged twice': { toolCalls } },
+    });
+    await c.say('charged twice');
+    expect(c.bridge.state).toBe('billing');
+    expect(c.bridge.speakingAgent).toBe('billing');
+    expect(c.agents()).toEqual(['reception', 'billing']);
+    // Reception does not answer the other tool's result: no extra model call, no extra voice.
+    const model = c.model as ScriptedLLM;
+    expect(model.requests.filter((r) => r.instructions.includes('receptionist'))).toHaveLength(1);
+    expect(c.said('reception')).toHaveLength(1);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it('gives exactly one handoff for two conflicting ones, the first accepted', async () => {
+    const c = await startTestCall({
+      script: { 'money and a purchase': { toolCalls: [handoffTo('billing'), handoffTo('sales')] } },
+    });
+    await c.say('money and a purchase');
+    expect(c.bridge.state).toBe('billing');
+    expect(c.agents()).toEqual(['reception', 'billing']);
+    const context = c.bridge.actor.getSnapshot().context;
+    expect(context.handoffs.map((h) => h.to)).toEqual(['billing']);
+    expect(context.refusals).toMatchObject([{ code: 'one-per-turn', to: 'sales' }]);
+    // The losing call is silent: reception does not speak again after the handoff.
+    expect(c.said('reception')).toHaveLength(1);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it('refuses an end_call batched after an accepted handoff', async () => {
+    const c = await startTestCall({
+      script: { 'sales and bye': { toolCalls: [handoffTo('sales'), call('end_call', {})] } },
+    });
+    await c.say('sales and bye');
+    expect(c.bridge.state).toBe('sales');
+    expect(c.bridge.speakingAgent).toBe('sales');
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+});
+
+describe('hang-ups', () => {
+  it('activates no agent when the caller hangs up as the handoff is accepted', async () => {
+    let session: voice.AgentSession | undefined;
+    const c = await startTestCall({
+      script: { 'billing please': { toolCalls: [handoffTo('billing')] } },
+      observer: {
+        // The disconnect arrives exactly between the machine's decision and the agent switch.
+        transition: ({ to }) => {
+          if (to === 'billing') {
+            session!.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
+          }
+        },
+      },
+    });
+    session = c.session;
+    await c.say('billing please').catch(() => undefined);
+    const end = await c.bridge.done;
+    expect(end.reason).toBe('caller-hung-up');
+    expect(c.bridge.state).toBe('ended');
+    expect(c.agents()).toEqual(['reception']);
+    const model = c.model as ScriptedLLM;
+    expect(model.requests.some((r) => r.instructions.includes('billing specialist'))).toBe(false);
+    expect(c.said('reception').some((t) => /Goodbye/.test(t))).toBe(false);
+  });
+
+  it('ends cleanly when the caller hangs up while the specialist’s first reply is being generated', async () => {
+    let hangUp: () => void = () => {};
+    const c = await startTestCall({
+      script: { 'billing please': { toolCalls: [handoffTo('billing')] } },
+      observer: { agent: (agent) => agent === 'billing' && hangUp() },
+    });
+    hangUp = () => c.bridge.callerHungUp();
+    await c.say('billing please').catch(() => undefined);
+    const end = await c.bridge.done;
+    expect(end.reason).toBe('caller-hung-up');
+    expect(c.events.filter((e) => e.type === 'end')).toHaveLength(1);
+    expect(c.agents()).toEqual(['reception', 'billing']);
+  });
+
+  it('turns a session closed by a participant disconnect into caller.hungUp', async () => {
+    const c = await startTestCall();
+    c.session.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
+    const end = await c.bridge.done;
+    expect(end.reason).toBe('caller-hung-up');
+    expect(c.bridge.state).toBe('ended');
+  });
+
+  it('answers a tool call after the end with silence, not an error', async () => {
+    const c = await startTestCall();
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+    expect(c.bridge.request({ type: 'handoff.requested', department: 'sales', reason: 'r', summary: 's' }))
+      .toMatchObject({ accepted: false, code: 'call-ended' });
+  });
+});
