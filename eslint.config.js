@@ -8,7 +8,10 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', ignoreRestSiblings: true },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
     },
   },
@@ -27,10 +30,7 @@ export default tseslint.config(
     // The machine is pure: no LiveKit, no I/O.
     files: ['machines/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: ['@livekit/*', 'node:*', '../src/*'] },
-      ],
+      'no-restricted-imports': ['error', { patterns: ['@livekit/*', 'node:*', '../src/*'] }],
     },
   },
 );

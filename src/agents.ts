@@ -66,6 +66,12 @@ export function openingInstructions(name: AgentName, handoff: HandoffRecord): st
   ].join(' \n');
 }
 
+/** Instructions that make the model speak one fixed line (greeting, goodbye) verbatim. */
+export function fixedLineInstructions(text: string): string {
+  return `${FIXED_LINE_PREFIX} "${text}"`;
+}
+const FIXED_LINE_PREFIX = 'Say exactly this, and nothing else:';
+
 export interface CallAgentOptions {
   name: AgentName;
   instructions: string;
@@ -109,8 +115,17 @@ export class CallAgent extends voice.Agent {
   override async llmNode(
     ...args: Parameters<voice.Agent['llmNode']>
   ): ReturnType<voice.Agent['llmNode']> {
+    const [chatCtx] = args;
+    const isFixedLine = chatCtx.items.some(
+      (item) =>
+        item.type === 'message' &&
+        item.role === 'system' &&
+        (item.textContent ?? '').includes(FIXED_LINE_PREFIX),
+    );
     // An empty stream, not null: the SDK waits on a stream to finish the turn.
-    if (this.#retired) return new ReadableStream({ start: (controller) => controller.close() });
+    if (this.#retired && !isFixedLine) {
+      return new ReadableStream({ start: (controller) => controller.close() });
+    }
     return super.llmNode(...args);
   }
 }

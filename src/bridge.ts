@@ -28,7 +28,13 @@ import {
   callMachine,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
-import { CallAgent, handoffBrief, instructionsFor, openingInstructions } from './agents.js';
+import {
+  CallAgent,
+  fixedLineInstructions,
+  handoffBrief,
+  instructionsFor,
+  openingInstructions,
+} from './agents.js';
 import { type AnyFunctionTool, type CallControl, buildTools } from './tools.js';
 
 /** Everything a front end (console, worker, inspector) may want to show. */
@@ -54,6 +60,11 @@ export interface CallBridgeOptions {
   inspect?: (event: InspectionEvent) => void;
   /** Business tools per agent (order lookups, ...), offered next to the control tools. */
   extraTools?: (agent: AgentName) => AnyFunctionTool[];
+  /**
+   * How fixed lines (greeting, goodbye) are spoken: `say` synthesises them with the TTS;
+   * `generate` asks the model to speak them (for a realtime model, which has no TTS).
+   */
+  speech?: 'say' | 'generate';
   /** How many recent conversation items the next agent receives. */
   historyItems?: number;
 }
@@ -224,7 +235,7 @@ export class CallBridge implements CallControl {
     const greeting =
       `Thank you for calling ${this.#options.companyName}. ` +
       'You can ask about billing, technical support or sales. How can I help you today?';
-    await this.#session.say(greeting).waitForPlayout();
+    await this.#speak(greeting, true).waitForPlayout();
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
   }
 
@@ -236,7 +247,7 @@ export class CallBridge implements CallControl {
       try {
         if (!byCaller && !this.#sessionClosed) {
           const goodbye = `Thank you for calling ${this.#options.companyName}. Goodbye!`;
-          await this.#session.say(goodbye, { allowInterruptions: false }).waitForPlayout();
+          await this.#speak(goodbye, false).waitForPlayout();
         }
       } catch (error) {
         this.#log.warn({ err: error }, 'goodbye failed');
@@ -250,6 +261,17 @@ export class CallBridge implements CallControl {
       this.#notify('end', reason);
       this.#resolveDone({ reason, context });
     })();
+  }
+
+  #speak(text: string, allowInterruptions: boolean): voice.SpeechHandle {
+    if (this.#options.speech === 'generate') {
+      return this.#session.generateReply({
+        instructions: fixedLineInstructions(text),
+        allowInterruptions,
+        toolChoice: 'none',
+      });
+    }
+    return this.#session.say(text, { allowInterruptions });
   }
 
   #enqueue(what: string, effect: () => Promise<void>): void {

@@ -19,7 +19,11 @@ describe('config', () => {
   });
 
   it('reads overrides', () => {
-    const config = loadConfig({ MAX_HANDOFFS: '2', MODEL_MODE: 'realtime', VOICE_BILLING: 'coral' });
+    const config = loadConfig({
+      MAX_HANDOFFS: '2',
+      MODEL_MODE: 'realtime',
+      VOICE_BILLING: 'coral',
+    });
     expect(config.maxHandoffs).toBe(2);
     expect(config.models.mode).toBe('realtime');
     expect(config.models.voices.billing).toBe('coral');
@@ -35,7 +39,9 @@ describe('config', () => {
     expect(() => requireWorkerCredentials(loadConfig(LIVE))).not.toThrow();
     const { OPENAI_API_KEY: _, ...withBaseUrl } = LIVE;
     expect(() =>
-      requireWorkerCredentials(loadConfig({ ...withBaseUrl, OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' })),
+      requireWorkerCredentials(
+        loadConfig({ ...withBaseUrl, OPENAI_BASE_URL: 'http://127.0.0.1:1/v1' }),
+      ),
     ).not.toThrow();
   });
 

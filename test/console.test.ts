@@ -27,7 +27,13 @@ function runConsole(args: string[], env: Record<string, string> = {}): Promise<R
       {
         cwd: ROOT,
         // Isolate from a developer's .env: empty values count as unset.
-        env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error', ...env },
+        env: {
+          ...process.env,
+          OPENAI_API_KEY: '',
+          OPENAI_BASE_URL: '',
+          LOG_LEVEL: 'error',
+          ...env,
+        },
         timeout: 60_000,
       },
       (error, stdout, stderr) =>
@@ -86,7 +92,10 @@ describe('console --script --json', () => {
       });
       expect(run.code).toBe(0);
       const events = parseLines(run.stdout);
-      expect(events[0]).toMatchObject({ type: 'start', model: expect.stringContaining(server.url) });
+      expect(events[0]).toMatchObject({
+        type: 'start',
+        model: expect.stringContaining(server.url),
+      });
       expectBillingThenSupport(events);
       // One model call per agent turn and none wasted on handoffs: reception, billing's opening,
       // billing's transfer, support's opening, support's end_call.
@@ -102,7 +111,10 @@ describe('console --script --json', () => {
     const run = await runConsole(['--script', file, '--json']);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
-    expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual(['reception', 'sales']);
+    expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
+      'reception',
+      'sales',
+    ]);
     expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller-hung-up' });
   });
 
@@ -121,7 +133,10 @@ describe('console errors', () => {
     [['--bogus'], /Unknown option '--bogus'/],
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
-    [['--script', '/nonexistent/calls.txt'], /cannot read script \/nonexistent\/calls.txt: no such file/],
+    [
+      ['--script', '/nonexistent/calls.txt'],
+      /cannot read script \/nonexistent\/calls.txt: no such file/,
+    ],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
     const run = await runConsole(args);
     expect(run.code).toBe(2);

@@ -44,6 +44,8 @@ export const handoffTo = (department: string, reason = `${department} question`)
 export function scriptedBrain(script: Record<string, ScriptEntry> = {}): Brain {
   return (request) => {
     const self = agentOf(request);
+    const fixedLine = /Say exactly this, and nothing else: "(.*)"$/m.exec(request.instructions);
+    if (fixedLine) return { text: fixedLine[1]! };
     const reason = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
     if (request.instructions.includes('Opening:') && reason) {
       return { text: `${self} here, about ${reason[1]}.` };
@@ -84,6 +86,7 @@ export interface TestCallOptions {
   caller?: CallerInfo;
   extraTools?: (agent: AgentName) => AnyFunctionTool[];
   observer?: CallObserver;
+  speech?: 'say' | 'generate';
 }
 
 /** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
@@ -98,6 +101,7 @@ export async function startTestCall(options: TestCallOptions = {}) {
     maxHandoffs: options.maxHandoffs ?? 4,
     observer: mergeObservers(recorder, options.observer),
     ...(options.extraTools ? { extraTools: options.extraTools } : {}),
+    ...(options.speech ? { speech: options.speech } : {}),
   });
   await bridge.start(options.caller ? { caller: options.caller } : {});
   await bridge.settled();

@@ -28,7 +28,9 @@ beforeAll(async () => {
         ],
       },
       'my app crashes too': {
-        toolCalls: [call('pass_control_to_support', { reason: 'app crash', summary: 'App crashes.' })],
+        toolCalls: [
+          call('pass_control_to_support', { reason: 'app crash', summary: 'App crashes.' }),
+        ],
       },
       goodbye: { toolCalls: [call('end_call', { reason: 'caller said goodbye' })] },
     }),
@@ -39,7 +41,10 @@ afterAll(() => server.close());
 describe('OpenAI plugin against a local OpenAI-compatible server', () => {
   it('streams text and tool calls through the real plugin and hands off billing -> support -> end', async () => {
     const config = loadConfig({ OPENAI_BASE_URL: server.url, OPENAI_LLM_MODEL: 'test-model' });
-    const c = await startTestCall({ llm: createOpenAILLM(config), caller: { number: '+14155550123' } });
+    const c = await startTestCall({
+      llm: createOpenAILLM(config),
+      caller: { number: '+14155550123' },
+    });
 
     await c.say('I was double charged');
     expect(c.bridge.state).toBe('billing');

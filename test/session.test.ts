@@ -34,25 +34,30 @@ describe('greeting and intent', () => {
     await c.bridge.done;
   });
 
-  it.each(DEPARTMENTS)('hands the caller from reception to %s, which speaks next', async (department) => {
-    const c = await startTestCall({
-      script: { [CALLER_WORDS]: { toolCalls: [handoffTo(department, `${department} help`)] } },
-    });
-    const result = await c.say(CALLER_WORDS);
+  it.each(DEPARTMENTS)(
+    'hands the caller from reception to %s, which speaks next',
+    async (department) => {
+      const c = await startTestCall({
+        script: { [CALLER_WORDS]: { toolCalls: [handoffTo(department, `${department} help`)] } },
+      });
+      const result = await c.say(CALLER_WORDS);
 
-    result.expect.containsFunctionCall({ name: `pass_control_to_${department}` });
-    result.expect.containsAgentHandoff();
-    expect(c.bridge.state).toBe(department);
-    expect(c.bridge.speakingAgent).toBe(department);
-    expect(c.agents()).toEqual(['reception', department]);
-    // The specialist's first words acknowledge the reason, with no extra reception turn between.
-    expect(c.said(department)).toEqual([`${department} here, about ${department} help.`]);
-    expect(c.said('reception')).toHaveLength(1); // the greeting only
-    const log = c.bridge.actor.getSnapshot().context.handoffs;
-    expect(log).toMatchObject([{ from: 'reception', to: department, reason: `${department} help` }]);
-    c.bridge.callerHungUp();
-    await c.bridge.done;
-  });
+      result.expect.containsFunctionCall({ name: `pass_control_to_${department}` });
+      result.expect.containsAgentHandoff();
+      expect(c.bridge.state).toBe(department);
+      expect(c.bridge.speakingAgent).toBe(department);
+      expect(c.agents()).toEqual(['reception', department]);
+      // The specialist's first words acknowledge the reason, with no extra reception turn between.
+      expect(c.said(department)).toEqual([`${department} here, about ${department} help.`]);
+      expect(c.said('reception')).toHaveLength(1); // the greeting only
+      const log = c.bridge.actor.getSnapshot().context.handoffs;
+      expect(log).toMatchObject([
+        { from: 'reception', to: department, reason: `${department} help` },
+      ]);
+      c.bridge.callerHungUp();
+      await c.bridge.done;
+    },
+  );
 });
 
 describe('the specialist’s first model request', () => {
@@ -72,17 +77,23 @@ describe('the specialist’s first model request', () => {
     });
     await c.say(CALLER_WORDS);
     const model = c.model as ScriptedLLM;
-    const first = model.requests.find((r) => r.instructions.includes('You are the billing specialist'));
+    const first = model.requests.find((r) =>
+      r.instructions.includes('You are the billing specialist'),
+    );
     expect(first).toBeDefined();
     expect(first!.messages).toContainEqual({ role: 'user', text: CALLER_WORDS });
     expect(first!.instructions).toContain('Reason: duplicate charge');
-    expect(first!.instructions).toContain('Summary: Charged twice for the March invoice, order 4417.');
+    expect(first!.instructions).toContain(
+      'Summary: Charged twice for the March invoice, order 4417.',
+    );
     expect(first!.instructions).toContain('Caller number: +919812345678');
     expect(first!.instructions).toContain('Never ask the caller to repeat');
     expect(first!.instructions).not.toContain('You are the receptionist');
     expect(first!.tools).toContain('return_to_reception');
     // Exactly one model call by reception for that turn: the handoff cost no extra turn.
-    const receptionCalls = model.requests.filter((r) => r.instructions.includes('You are the receptionist'));
+    const receptionCalls = model.requests.filter((r) =>
+      r.instructions.includes('You are the receptionist'),
+    );
     expect(receptionCalls).toHaveLength(1);
     c.bridge.callerHungUp();
     await c.bridge.done;
@@ -136,7 +147,9 @@ describe('refusals', () => {
     result.expect.containsFunctionCallOutput({ isError: true });
     expect(c.bridge.state).toBe('billing');
     expect(c.bridge.speakingAgent).toBe('billing');
-    expect(c.said('billing').at(-1)).toMatch(/I can't transfer you again, but I can help with billing/);
+    expect(c.said('billing').at(-1)).toMatch(
+      /I can't transfer you again, but I can help with billing/,
+    );
     expect(c.events).toContainEqual({ type: 'refusal', code: 'handoff-cap', to: 'sales' });
     expect(c.agents()).toEqual(['reception', 'billing']);
     c.bridge.callerHungUp();
@@ -220,19 +233,22 @@ describe('batched tool calls (upstream drops these handoffs)', () => {
 
 describe('hang-ups', () => {
   it('activates no agent when the caller hangs up as the handoff is accepted', async () => {
-    let session: voice.AgentSession | undefined;
+    const live: { session?: voice.AgentSession } = {};
     const c = await startTestCall({
       script: { 'billing please': { toolCalls: [handoffTo('billing')] } },
       observer: {
         // The disconnect arrives exactly between the machine's decision and the agent switch.
         transition: ({ to }) => {
           if (to === 'billing') {
-            session!.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
+            live.session!.shutdown({
+              drain: false,
+              reason: voice.CloseReason.PARTICIPANT_DISCONNECTED,
+            });
           }
         },
       },
     });
-    session = c.session;
+    live.session = c.session;
     await c.say('billing please').catch(() => undefined);
     const end = await c.bridge.done;
     expect(end.reason).toBe('caller-hung-up');
@@ -269,7 +285,13 @@ describe('hang-ups', () => {
     const c = await startTestCall();
     c.bridge.callerHungUp();
     await c.bridge.done;
-    expect(c.bridge.request({ type: 'handoff.requested', department: 'sales', reason: 'r', summary: 's' }))
-      .toMatchObject({ accepted: false, code: 'call-ended' });
+    expect(
+      c.bridge.request({
+        type: 'handoff.requested',
+        department: 'sales',
+        reason: 'r',
+        summary: 's',
+      }),
+    ).toMatchObject({ accepted: false, code: 'call-ended' });
   });
 });
