@@ -1,14 +1,13 @@
 /**
  * The call, as a statechart. This machine is the single authority over which agent talks.
  *
- * state      agent       accepts                                   goes to
- * ---------  ----------  ----------------------------------------  -------------------------------
- * greeting   reception   call.started (records caller, greets)     greeting
- *                        greeting.spoken                           intent
- *                        handoff.requested {department}            billing | support | sales
- *                        end.requested / caller.hungUp             ended
- * intent     reception   handoff.requested {department}            billing | support | sales
- *                        end.requested / caller.hungUp             ended
+ * state                agent       accepts                                goes to
+ * -------------------  ----------  -------------------------------------  ------------------------
+ * reception            reception   handoff.requested {department}         billing | support | sales
+ *   (both children)                end.requested / caller.hungUp          ended
+ *   .greeting                      call.started (records caller, greets)  greeting (once per call)
+ *                                  greeting.spoken                        intent
+ *   .intent                        (listening)
  * billing    billing     handoff.requested {support | sales}       support | sales
  * support    support     handoff.requested {billing | sales}       billing | sales
  * sales      sales       handoff.requested {billing | support}     billing | support
@@ -38,7 +37,15 @@ export type Department = (typeof DEPARTMENTS)[number];
 export type AgentName = 'reception' | Department;
 export const AGENT_NAMES: readonly AgentName[] = ['reception', ...DEPARTMENTS];
 
+/** Leaf state names: the reception state's children are `greeting` and `intent`. */
 export type CallStateName = 'greeting' | 'intent' | Department | 'ended';
+
+/** The leaf state of a call snapshot: `{ reception: 'intent' }` -> `intent`. */
+export function callStateOf(snapshot: { value: unknown }): CallStateName {
+  const { value } = snapshot;
+  if (typeof value === 'string') return value as CallStateName;
+  return Object.values(value as Record<string, string>)[0] as CallStateName;
+}
 
 /** Which agent each live state puts on the line. */
 export const AGENT_FOR_STATE: Readonly<Record<Exclude<CallStateName, 'ended'>, AgentName>> = {
@@ -78,10 +85,14 @@ export interface RefusalRecord {
   request: 'handoff' | 'return' | 'end';
   from: AgentName;
   to?: AgentName;
+  /** The model turn that asked, when known. */
+  turnId?: string;
   at: number;
 }
 
 export interface CallContext {
+  /** Set by call.started; a second start is ignored (no second greeting). */
+  started: boolean;
   caller: CallerInfo | null;
   maxHandoffs: number;
   handoffs: HandoffRecord[];
@@ -89,6 +100,8 @@ export interface CallContext {
   endReason: string | null;
   /** Model turn of the last accepted control change; a turn gets one. */
   controlTurnId: string | null;
+  /** Model turn of the last control request, accepted or refused. */
+  lastTurnId: string | null;
 }
 
 export interface CallInput {
@@ -122,6 +135,7 @@ export const callMachine = setup({
     input: {} as CallInput,
   },
   guards: {
+    isNotStarted: ({ context }) => !context.started,
     isSameTurnAsLastChange: ({ context, event }) =>
       'turnId' in event && event.turnId !== undefined && event.turnId === context.controlTurnId,
     isAtHandoffCap: ({ context }) => context.handoffs.length >= context.maxHandoffs,
@@ -130,6 +144,7 @@ export const callMachine = setup({
   },
   actions: {
     recordCaller: assign({
+      started: true,
       caller: ({ context, event }) =>
         event.type === 'call.started' && event.caller ? event.caller : context.caller,
     }),
@@ -143,7 +158,8 @@ export const callMachine = setup({
         summary: event.summary,
         at: Date.now(),
       };
-      return { handoffs: [...context.handoffs, record], controlTurnId: event.turnId ?? null };
+      const turnId = event.turnId ?? null;
+      return { handoffs: [...context.handoffs, record], controlTurnId: turnId, lastTurnId: turnId };
     }),
     recordRefusal: assign(({ context, event }, params: { from: AgentName; code: RefusalCode }) => {
       const request =
@@ -160,7 +176,9 @@ export const callMachine = setup({
       };
       if (event.type === 'handoff.requested') refusal.to = event.department;
       if (event.type === 'reception.requested') refusal.to = 'reception';
-      return { refusals: [...context.refusals, refusal] };
+      const turnId = 'turnId' in event ? event.turnId : undefined;
+      if (turnId !== undefined) refusal.turnId = turnId;
+      return { refusals: [...context.refusals, refusal], lastTurnId: turnId ?? null };
     }),
     recordEnd: assign({
       endReason: ({ event }) =>
@@ -173,33 +191,43 @@ export const callMachine = setup({
   },
 }).createMachine({
   id: 'call',
-  initial: 'greeting',
+  initial: 'reception',
   context: ({ input }) => ({
+    started: false,
     caller: null,
     maxHandoffs: input.maxHandoffs ?? DEFAULT_MAX_HANDOFFS,
     handoffs: [],
     refusals: [],
     endReason: null,
     controlTurnId: null,
+    lastTurnId: null,
   }),
   states: {
-    greeting: {
-      description: 'Reception is speaking its greeting; the caller may already ask for something.',
-      on: {
-        'call.started': { actions: ['recordCaller', 'greetCaller'] },
-        'greeting.spoken': { target: 'intent' },
-        'handoff.requested': receptionHandoffs(),
-        'end.requested': endUnlessSameTurn('reception'),
-        'caller.hungUp': { target: 'ended' },
-      },
-    },
-    intent: {
-      description: 'Reception is listening for what the caller needs.',
+    reception: {
+      description: 'The reception agent is on the line: greeting the caller, then listening.',
       entry: { type: 'activateAgent', params: { agent: 'reception' } },
+      initial: 'greeting',
+      states: {
+        greeting: {
+          description:
+            'Reception is speaking its greeting; the caller may already ask for something.',
+          on: {
+            'call.started': { guard: 'isNotStarted', actions: ['recordCaller', 'greetCaller'] },
+            'greeting.spoken': { target: 'intent' },
+          },
+        },
+        intent: {
+          description: 'Reception is listening for what the caller needs.',
+        },
+      },
       on: {
-        'handoff.requested': receptionHandoffs(),
+        'handoff.requested': [
+          { guard: 'isSameTurnAsLastChange', actions: refuse('reception', 'one-per-turn') },
+          { guard: 'isAtHandoffCap', actions: refuse('reception', 'handoff-cap') },
+          ...DEPARTMENTS.map((d) => handoffTo(d, 'reception')),
+        ],
         'end.requested': endUnlessSameTurn('reception'),
-        'caller.hungUp': { target: 'ended' },
+        'caller.hungUp': { target: '#call.ended' },
       },
     },
     billing: specialist('billing'),
@@ -228,23 +256,15 @@ function refuse(from: AgentName, code: RefusalCode) {
 function handoffTo(department: Department, from: AgentName) {
   return {
     guard: { type: 'isHandoffTo', params: { department } },
-    target: department,
+    target: `#call.${department}`,
     actions: { type: 'recordHandoff', params: { from } },
   } as const;
-}
-
-function receptionHandoffs() {
-  return [
-    { guard: 'isSameTurnAsLastChange', actions: refuse('reception', 'one-per-turn') },
-    { guard: 'isAtHandoffCap', actions: refuse('reception', 'handoff-cap') },
-    ...DEPARTMENTS.map((d) => handoffTo(d, 'reception')),
-  ] as const;
 }
 
 function endUnlessSameTurn(from: AgentName) {
   return [
     { guard: 'isSameTurnAsLastChange', actions: refuse(from, 'one-per-turn') },
-    { target: 'ended' },
+    { target: '#call.ended' },
   ] as const;
 }
 
@@ -265,10 +285,13 @@ function specialist(department: Department) {
       'reception.requested': [
         { guard: 'isSameTurnAsLastChange', actions: refuse(department, 'one-per-turn') },
         { guard: 'isAtHandoffCap', actions: refuse(department, 'handoff-cap') },
-        { target: 'intent', actions: { type: 'recordHandoff', params: { from: department } } },
+        {
+          target: '#call.reception.intent',
+          actions: { type: 'recordHandoff', params: { from: department } },
+        },
       ],
       'end.requested': endUnlessSameTurn(department),
-      'caller.hungUp': { target: 'ended' },
+      'caller.hungUp': { target: '#call.ended' },
     },
   } as const;
 }

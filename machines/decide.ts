@@ -3,12 +3,13 @@
  * Tools and the keypad use this, so every request gets an answer that can be told to the caller.
  */
 import type { Actor } from 'xstate';
-import type {
-  CallEvent,
-  CallStateName,
-  RefusalCode,
-  RefusalRecord,
-  callMachine,
+import {
+  type CallEvent,
+  type CallStateName,
+  type RefusalCode,
+  type RefusalRecord,
+  type callMachine,
+  callStateOf,
 } from './callMachine.js';
 
 export type CallActor = Actor<typeof callMachine>;
@@ -24,24 +25,24 @@ export type Decision =
     };
 
 export function currentState(actor: CallActor): CallStateName {
-  return actor.getSnapshot().value as CallStateName;
+  return callStateOf(actor.getSnapshot());
 }
 
 export function sendAndDecide(actor: CallActor, event: CallEvent): Decision {
   const before = actor.getSnapshot();
   if (before.status !== 'active') {
-    return { accepted: false, state: before.value as CallStateName, code: 'call-ended' };
+    return { accepted: false, state: callStateOf(before), code: 'call-ended' };
   }
   // XState processes the event synchronously when it is not sent from inside its own transition.
   actor.send(event);
   const after = actor.getSnapshot();
-  const state = after.value as CallStateName;
+  const state = callStateOf(after);
   if (after.context.refusals.length > before.context.refusals.length) {
     const refusal = after.context.refusals.at(-1)!;
     return { accepted: false, state, code: refusal.code, refusal };
   }
   if (
-    after.value !== before.value ||
+    state !== callStateOf(before) ||
     after.context.handoffs.length > before.context.handoffs.length
   ) {
     return { accepted: true, state };

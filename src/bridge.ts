@@ -26,6 +26,7 @@ import {
   type CallerInfo,
   type RefusalRecord,
   callMachine,
+  callStateOf,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import {
@@ -149,7 +150,7 @@ export class CallBridge implements CallControl {
   }
 
   get state(): CallStateName {
-    return this.actor.getSnapshot().value as CallStateName;
+    return callStateOf(this.actor.getSnapshot());
   }
 
   /** Start the session with reception, start the machine, and greet. */
@@ -283,7 +284,7 @@ export class CallBridge implements CallControl {
   #observeMachine(event: InspectionEvent): void {
     if (event.type !== '@xstate.snapshot' || event.actorRef !== this.actor) return;
     const snapshot = this.actor.getSnapshot();
-    const state = snapshot.value as CallStateName;
+    const state = callStateOf(snapshot);
     if (this.#lastState !== null && state !== this.#lastState) {
       this.#notify('transition', { from: this.#lastState, to: state, event: event.event.type });
     }

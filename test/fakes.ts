@@ -218,7 +218,7 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OpenAIRequestBody;
     requests.push(body);
-    const reply = brain(requestFromOpenAI(body));
+    const reply = await brain(requestFromOpenAI(body));
     const id = `chatcmpl-${++counter}`;
     const created = Math.floor(Date.now() / 1000);
     const toolCalls = (reply.toolCalls ?? []).map((toolCall, index) => ({

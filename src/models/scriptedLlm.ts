@@ -24,7 +24,8 @@ export interface ModelReply {
   toolCalls?: { name: string; args: Record<string, unknown> }[];
 }
 
-export type Brain = (request: ModelRequest) => ModelReply;
+/** A brain may answer later (tests use that to hold a reply while something else happens). */
+export type Brain = (request: ModelRequest) => ModelReply | Promise<ModelReply>;
 
 export function requestFromChatContext(
   chatCtx: llm.ChatContext,
@@ -83,7 +84,7 @@ export class ScriptedLLM extends llm.LLM {
   }
 
   /** @internal */
-  answer(request: ModelRequest): ModelReply {
+  answer(request: ModelRequest): ModelReply | Promise<ModelReply> {
     this.requests.push(request);
     return this.#brain(request);
   }
@@ -107,7 +108,7 @@ class ScriptedStream extends llm.LLMStream {
   }
 
   protected async run(): Promise<void> {
-    const reply = this.#model.answer(requestFromChatContext(this.chatCtx, this.toolCtx));
+    const reply = await this.#model.answer(requestFromChatContext(this.chatCtx, this.toolCtx));
     const id = `scripted-${++callCounter}`;
     if (reply.text) {
       this.queue.put({ id, delta: { role: 'assistant', content: reply.text } });

@@ -1,0 +1,252 @@
+/**
+ * Handoff paths generated from the call machine itself, and coverage measured against its
+ * definition. Nothing here lists states or transitions by hand: add a state or a guarded
+ * transition to the machine and it is generated, executed and counted.
+ *
+ * The state space is bounded on purpose. A snapshot is identified only by what changes the
+ * machine's future behaviour:
+ *   - the state value,
+ *   - whether the call has started,
+ *   - the number of handoffs so far (capped by MODEL_MAX_HANDOFFS = 2: the cap guard behaves the
+ *     same at 2 as at 4, and 2 keeps paths short),
+ *   - while the model turn that made the last accepted change is still open, which agent made
+ *     it (a same-turn request hits the one-per-turn guard, and can only be a tool that agent has).
+ * Timestamps, the refusal log and the exact reason texts are left out: they grow without bound
+ * and no guard reads them. That gives at most 6 leaf states x 2 x 3 x 5 = 180 states, of which about 30 are reachable.
+ */
+import {
+  type AnyStateNode,
+  type SnapshotFrom,
+  type TransitionDefinition,
+  getInitialSnapshot,
+  getNextSnapshot,
+} from 'xstate';
+import { getShortestPaths } from 'xstate/graph';
+import {
+  AGENT_FOR_STATE,
+  type AgentName,
+  type CallEvent,
+  DEPARTMENTS,
+  callMachine,
+  callStateOf,
+} from '../machines/callMachine.js';
+
+export const MODEL_MAX_HANDOFFS = 2;
+export const MODEL_CALLER = { number: '+15550100' };
+
+type Snapshot = SnapshotFrom<typeof callMachine>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- transitions of any event type
+type AnyTransition = TransitionDefinition<any, any>;
+
+export interface PathStep {
+  event: CallEvent;
+  /** The machine's snapshot before the event. */
+  before: Snapshot;
+  /** The machine's snapshot after it: what the system must match. */
+  after: Snapshot;
+  /** Key of the machine transition the event takes. */
+  transition: string;
+}
+
+export interface ModelPath {
+  /** The transition this path was generated to cover (its last step). */
+  target: string;
+  steps: PathStep[];
+}
+
+function allStateNodes(node: AnyStateNode = callMachine.root): AnyStateNode[] {
+  return [node, ...Object.values(node.states).flatMap((child) => allStateNodes(child))];
+}
+
+/** The machine's own states (ids without the machine id), excluding the root. */
+export function machineStates(): string[] {
+  return allStateNodes()
+    .filter((node) => node !== callMachine.root)
+    .map((node) => node.path.join('.'));
+}
+
+/** The states a snapshot is in, as `machineStates()` names them: `reception` and `reception.intent`. */
+export function activeStates(snapshot: Snapshot): string[] {
+  return snapshot._nodes
+    .filter((node) => node !== callMachine.root)
+    .map((node) => node.path.join('.'));
+}
+
+/** Every transition of the machine, one per guarded alternative, keyed `state:event#index`. */
+export function machineTransitions(): Map<AnyTransition, string> {
+  const keys = new Map<AnyTransition, string>();
+  for (const node of allStateNodes()) {
+    for (const [eventType, candidates] of node.transitions) {
+      candidates.forEach((candidate, index) => {
+        keys.set(candidate, `${node.path.join('.')}:${eventType}#${index}${describe(candidate)}`);
+      });
+    }
+  }
+  return keys;
+}
+
+function describe(transition: AnyTransition): string {
+  const guard = transition.guard
+    ? typeof transition.guard === 'string'
+      ? transition.guard
+      : ((transition.guard as { type?: string }).type ?? 'guard')
+    : '';
+  const target = transition.target?.map((t) => t.key).join(',') ?? 'self';
+  return ` [${guard ? `${guard} ` : ''}-> ${target}]`;
+}
+
+const TRANSITIONS = machineTransitions();
+
+export function transitionKey(snapshot: Snapshot, event: CallEvent): string | undefined {
+  const [taken] = callMachine.getTransitionData(snapshot, event);
+  return taken ? TRANSITIONS.get(taken) : undefined;
+}
+
+/** Event types each agent's states handle: what that agent's tools can ask for. */
+function eventTypesOfAgent(agent: AgentName): Set<string> {
+  const types = new Set<string>();
+  for (const node of allStateNodes()) {
+    if (AGENT_FOR_STATE[node.key as keyof typeof AGENT_FOR_STATE] !== agent) continue;
+    // A state handles its own events and its ancestors'.
+    for (let n: AnyStateNode | undefined = node; n; n = n.parent) {
+      for (const type of n.transitions.keys()) types.add(type);
+    }
+  }
+  return types;
+}
+
+function isTurnOpen(snapshot: Snapshot): boolean {
+  const { controlTurnId, lastTurnId } = snapshot.context;
+  return controlTurnId !== null && lastTurnId === controlTurnId;
+}
+
+let freshTurns = 0;
+/** Events generated as "one more tool call in the model turn that made the last change". */
+const sameTurnEvents = new WeakSet<CallEvent>();
+
+/** The agent whose model turn is still open (it made the last accepted change), if any. */
+function openBatchAgent(snapshot: Snapshot): AgentName | null {
+  return isTurnOpen(snapshot) ? (snapshot.context.handoffs.at(-1)?.from ?? null) : null;
+}
+
+/** Payload variants per event type. An event type not listed here is sent as `{ type }`. */
+function variants(type: string, snapshot: Snapshot): CallEvent[] {
+  const { context } = snapshot;
+  const step = context.handoffs.length + context.refusals.length;
+  // A fresh model turn, and (while open) the turn that made the last accepted change, but only
+  // for requests the agent who made that turn has tools for: a batch comes from one agent.
+  const turns = [`fresh-${++freshTurns}`];
+  const batchAgent = openBatchAgent(snapshot);
+  const sameTurn =
+    batchAgent && eventTypesOfAgent(batchAgent).has(type) ? context.controlTurnId! : null;
+  if (sameTurn) turns.push(sameTurn);
+  const mark = (event: CallEvent) => {
+    if ('turnId' in event && event.turnId === sameTurn) sameTurnEvents.add(event);
+    return event;
+  };
+  switch (type) {
+    case 'call.started':
+      return [{ type, caller: MODEL_CALLER }];
+    case 'handoff.requested':
+      return DEPARTMENTS.flatMap((department) =>
+        turns.map((turnId) =>
+          mark({
+            type,
+            department,
+            reason: `${department} need ${step}`,
+            summary: `Caller explained the ${department} need at step ${step}.`,
+            turnId,
+          }),
+        ),
+      );
+    case 'reception.requested':
+      return turns.map((turnId) =>
+        mark({
+          type,
+          reason: `other need ${step}`,
+          summary: `Caller needs something else at step ${step}.`,
+          turnId,
+        }),
+      );
+    case 'end.requested':
+      return turns.map((turnId) => mark({ type, reason: `caller done ${step}`, turnId }));
+    default:
+      return [{ type } as CallEvent];
+  }
+}
+
+/** The events worth trying from a snapshot: those the machine has a transition for. */
+export function eventsFrom(snapshot: Snapshot): CallEvent[] {
+  if (snapshot.status !== 'active') return [];
+  // Every call begins with call.started: the bridge sends it before anything else can happen.
+  if (!snapshot.context.started) return [{ type: 'call.started', caller: MODEL_CALLER }];
+  const types = new Set<string>();
+  for (const node of snapshot._nodes) for (const type of node.transitions.keys()) types.add(type);
+  return [...types]
+    .flatMap((type) => variants(type, snapshot))
+    .filter((event) => snapshot.can(event));
+}
+
+export function serializeSnapshot(snapshot: Snapshot): string {
+  const { started, handoffs } = snapshot.context;
+  return JSON.stringify([
+    callStateOf(snapshot),
+    started,
+    handoffs.length,
+    openBatchAgent(snapshot),
+  ]);
+}
+
+/**
+ * One path per machine transition: the shortest path to a state where the transition is
+ * enabled, plus that transition. Together they cover every state and every transition.
+ */
+export function generatePaths(): ModelPath[] {
+  const statePaths = getShortestPaths(callMachine, {
+    input: { maxHandoffs: MODEL_MAX_HANDOFFS },
+    events: eventsFrom,
+    serializeState: serializeSnapshot,
+  });
+  const best = new Map<string, ModelPath>();
+  for (const statePath of statePaths) {
+    const prefix = statePath.steps
+      .map((step) => step.event)
+      .filter((event) => !event.type.startsWith('xstate.'));
+    for (const event of eventsFrom(statePath.state)) {
+      const steps = replay([...prefix, event]);
+      const target = steps.at(-1)!.transition;
+      const current = best.get(target);
+      if (!current || steps.length < current.steps.length) best.set(target, { target, steps });
+    }
+  }
+  return [...best.values()].sort((a, b) => a.target.localeCompare(b.target));
+}
+
+/**
+ * Replay events from the start. Paths are stitched from representative snapshots (one per
+ * serialized state), so the true snapshots and turn ids are recomputed here: an event generated
+ * as a same-turn request joins the previous event's turn (one batch of tool calls); any other
+ * request opens a new turn.
+ */
+export function replay(events: CallEvent[]): PathStep[] {
+  let snapshot = getInitialSnapshot(callMachine, { maxHandoffs: MODEL_MAX_HANDOFFS });
+  const steps: PathStep[] = [];
+  let turn = '';
+  let turns = 0;
+  for (const original of events) {
+    let event = original;
+    if ('turnId' in original && original.turnId !== undefined) {
+      if (!sameTurnEvents.has(original)) turn = `turn-${++turns}`;
+      event = { ...original, turnId: turn };
+    }
+    const transition = transitionKey(snapshot, event) ?? 'none';
+    const after = getNextSnapshot(callMachine, snapshot, event);
+    steps.push({ event, before: snapshot, after, transition });
+    snapshot = after;
+  }
+  return steps;
+}
+
+export function allTransitionKeys(): string[] {
+  return [...TRANSITIONS.values()];
+}
