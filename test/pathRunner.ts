@@ -11,8 +11,7 @@
  */
 import { voice } from '@livekit/agents';
 import { type SnapshotFrom, waitFor } from 'xstate';
-import type {
-  callMachine} from '../machines/callMachine.js';
+import type { callMachine } from '../machines/callMachine.js';
 import {
   AGENT_FOR_STATE,
   type AgentName,
