@@ -13,6 +13,10 @@
  * sales      sales       handoff.requested {billing | support}     billing | support
  *                        reception.requested                       intent
  *                        end.requested / caller.hungUp             ended
+ * (any agent state)      transfer.requested (a number configured)  transferring
+ * transferring  the asking agent   transfer.succeeded -> ended (transferred)
+ *                                  transfer.failed -> back to the asking agent, who apologises
+ *                                  caller.hungUp -> ended
  * ended      (none)      nothing: final
  *
  * Refusals (recorded in context.refusals; the state and the agent do not change):
@@ -20,9 +24,11 @@
  *                    as one already accepted; the first accepted wins.
  * - same-department: a handoff to the department that is already active.
  * - handoff-cap:     the call already had `maxHandoffs` handoffs (returns to reception count).
+ * - no-human:        a transfer to a person from an agent with no transfer number.
  *
  * Effects are named here and implemented by the bridge with `callMachine.provide(...)`:
- * greetCaller, activateAgent {agent}, endCall {reason, byCaller}. The machine never does I/O and has
+ * greetCaller, activateAgent {agent}, transferCall {from}, apologiseForTransfer {agent},
+ * endCall {reason, farewell}. The machine never does I/O and has
  * no `invoke` or `after`: timers belong to the bridge, so every path can be generated and tested.
  */
 import { assign, setup } from 'xstate';
@@ -38,7 +44,7 @@ export type AgentName = 'reception' | Department;
 export const AGENT_NAMES: readonly AgentName[] = ['reception', ...DEPARTMENTS];
 
 /** Leaf state names: the reception state's children are `greeting` and `intent`. */
-export type CallStateName = 'greeting' | 'intent' | Department | 'ended';
+export type CallStateName = 'greeting' | 'intent' | Department | 'transferring' | 'ended';
 
 /** The leaf state of a call snapshot: `{ reception: 'intent' }` -> `intent`. */
 export function callStateOf(snapshot: { value: unknown }): CallStateName {
@@ -48,13 +54,26 @@ export function callStateOf(snapshot: { value: unknown }): CallStateName {
 }
 
 /** Which agent each live state puts on the line. */
-export const AGENT_FOR_STATE: Readonly<Record<Exclude<CallStateName, 'ended'>, AgentName>> = {
+export const AGENT_FOR_STATE: Readonly<
+  Record<Exclude<CallStateName, 'ended' | 'transferring'>, AgentName>
+> = {
   greeting: 'reception',
   intent: 'reception',
   billing: 'billing',
   support: 'support',
   sales: 'sales',
 };
+
+/** The agent on the line in a snapshot: the asking agent while transferring; none once ended. */
+export function activeAgentOf(snapshot: {
+  value: unknown;
+  context: CallContext;
+}): AgentName | null {
+  const state = callStateOf(snapshot);
+  if (state === 'ended') return null;
+  if (state === 'transferring') return snapshot.context.transfer?.from ?? null;
+  return AGENT_FOR_STATE[state];
+}
 
 export function isDepartment(value: string): value is Department {
   return (DEPARTMENTS as readonly string[]).includes(value);
@@ -78,11 +97,11 @@ export interface HandoffRecord {
   at: number;
 }
 
-export type RefusalCode = 'one-per-turn' | 'same-department' | 'handoff-cap';
+export type RefusalCode = 'one-per-turn' | 'same-department' | 'handoff-cap' | 'no-human';
 
 export interface RefusalRecord {
   code: RefusalCode;
-  request: 'handoff' | 'return' | 'end';
+  request: 'handoff' | 'return' | 'end' | 'transfer';
   from: AgentName;
   to?: AgentName;
   /** The model turn that asked, when known. */
@@ -102,10 +121,22 @@ export interface CallContext {
   controlTurnId: string | null;
   /** Model turn of the last control request, accepted or refused. */
   lastTurnId: string | null;
+  /** Agents from which the caller can be transferred to a person (a number is configured). */
+  humanTransfers: AgentName[];
+  /** The transfer to a person under way, if any. */
+  transfer: TransferRecord | null;
+}
+
+export interface TransferRecord {
+  from: AgentName;
+  reason: string;
+  /** Why the last transfer failed, once it has. */
+  error?: string;
 }
 
 export interface CallInput {
   maxHandoffs?: number;
+  humanTransfers?: AgentName[];
 }
 
 /** Control events may carry the id of the model turn that produced them. */
@@ -124,9 +155,20 @@ export type CallEvent =
     } & TurnScoped)
   | ({ type: 'reception.requested'; reason: string; summary: string } & TurnScoped)
   | ({ type: 'end.requested'; reason: string } & TurnScoped)
+  | ({ type: 'transfer.requested'; reason: string } & TurnScoped)
+  | { type: 'transfer.succeeded' }
+  | { type: 'transfer.failed'; error: string }
   | { type: 'caller.hungUp' };
 
 export const END_REASON_HUNG_UP = 'caller-hung-up';
+export const END_REASON_TRANSFERRED = 'transferred';
+
+const REQUEST_KIND: Partial<Record<CallEvent['type'], RefusalRecord['request']>> = {
+  'handoff.requested': 'handoff',
+  'reception.requested': 'return',
+  'end.requested': 'end',
+  'transfer.requested': 'transfer',
+};
 
 export const callMachine = setup({
   types: {
@@ -141,6 +183,10 @@ export const callMachine = setup({
     isAtHandoffCap: ({ context }) => context.handoffs.length >= context.maxHandoffs,
     isHandoffTo: ({ event }, params: { department: Department }) =>
       event.type === 'handoff.requested' && event.department === params.department,
+    hasHumanFor: ({ context }, params: { agent: AgentName }) =>
+      context.humanTransfers.includes(params.agent),
+    isTransferFrom: ({ context }, params: { agent: AgentName }) =>
+      context.transfer?.from === params.agent,
   },
   actions: {
     recordCaller: assign({
@@ -162,12 +208,7 @@ export const callMachine = setup({
       return { handoffs: [...context.handoffs, record], controlTurnId: turnId, lastTurnId: turnId };
     }),
     recordRefusal: assign(({ context, event }, params: { from: AgentName; code: RefusalCode }) => {
-      const request =
-        event.type === 'handoff.requested'
-          ? 'handoff'
-          : event.type === 'reception.requested'
-            ? 'return'
-            : 'end';
+      const request = REQUEST_KIND[event.type] ?? 'end';
       const refusal: RefusalRecord = {
         code: params.code,
         request,
@@ -182,12 +223,32 @@ export const callMachine = setup({
     }),
     recordEnd: assign({
       endReason: ({ event }) =>
-        event.type === 'end.requested' ? event.reason : END_REASON_HUNG_UP,
+        event.type === 'end.requested'
+          ? event.reason
+          : event.type === 'transfer.succeeded'
+            ? END_REASON_TRANSFERRED
+            : END_REASON_HUNG_UP,
+    }),
+    recordTransfer: assign(({ event }, params: { from: AgentName }) => {
+      const reason = event.type === 'transfer.requested' ? event.reason : '';
+      const turnId = 'turnId' in event ? (event.turnId ?? null) : null;
+      return { transfer: { from: params.from, reason }, controlTurnId: turnId, lastTurnId: turnId };
+    }),
+    // The model turn that asked for the transfer is long over: the next request opens a new one.
+    recordTransferFailure: assign({
+      transfer: ({ context, event }) =>
+        context.transfer && event.type === 'transfer.failed'
+          ? { ...context.transfer, error: event.error }
+          : context.transfer,
+      controlTurnId: null,
+      lastTurnId: null,
     }),
     // Effects: the bridge provides the real implementations.
     greetCaller: () => {},
     activateAgent: (_, _params: { agent: AgentName }) => {},
-    endCall: (_, _params: { reason: string; byCaller: boolean }) => {},
+    transferCall: (_, _params: { from: AgentName }) => {},
+    apologiseForTransfer: (_, _params: { agent: AgentName }) => {},
+    endCall: (_, _params: { reason: string; farewell: boolean }) => {},
   },
 }).createMachine({
   id: 'call',
@@ -201,6 +262,8 @@ export const callMachine = setup({
     endReason: null,
     controlTurnId: null,
     lastTurnId: null,
+    humanTransfers: input.humanTransfers ?? [],
+    transfer: null,
   }),
   states: {
     reception: {
@@ -227,21 +290,34 @@ export const callMachine = setup({
           ...DEPARTMENTS.map((d) => handoffTo(d, 'reception')),
         ],
         'end.requested': endUnlessSameTurn('reception'),
+        'transfer.requested': transferUnlessRefused('reception'),
         'caller.hungUp': { target: '#call.ended' },
       },
     },
     billing: specialist('billing'),
     support: specialist('support'),
     sales: specialist('sales'),
+    transferring: {
+      description:
+        'The caller is being handed to a person (SIP REFER); the agent who asked stays on the line.',
+      entry: { type: 'transferCall', params: ({ context }) => ({ from: context.transfer!.from }) },
+      on: {
+        'transfer.succeeded': { target: 'ended' },
+        'transfer.failed': AGENT_NAMES.map((agent) => backAfterFailedTransfer(agent)),
+        'caller.hungUp': { target: 'ended' },
+      },
+    },
     ended: {
       type: 'final',
       entry: [
         'recordEnd',
         {
           type: 'endCall',
-          params: ({ context }) => ({
+          params: ({ event, context }) => ({
             reason: context.endReason ?? END_REASON_HUNG_UP,
-            byCaller: context.endReason === END_REASON_HUNG_UP,
+            // Only an agent's decision to end gets a goodbye: a caller who hung up or was
+            // transferred is no longer listening.
+            farewell: event.type === 'end.requested',
           }),
         },
       ],
@@ -259,6 +335,26 @@ function handoffTo(department: Department, from: AgentName) {
     target: `#call.${department}`,
     actions: { type: 'recordHandoff', params: { from } },
   } as const;
+}
+
+function backAfterFailedTransfer(agent: AgentName) {
+  return {
+    guard: { type: 'isTransferFrom', params: { agent } },
+    target: agent === 'reception' ? '#call.reception.intent' : `#call.${agent}`,
+    actions: ['recordTransferFailure', { type: 'apologiseForTransfer', params: { agent } }],
+  } as const;
+}
+
+function transferUnlessRefused(from: AgentName) {
+  return [
+    { guard: 'isSameTurnAsLastChange', actions: refuse(from, 'one-per-turn') },
+    {
+      guard: { type: 'hasHumanFor', params: { agent: from } },
+      target: '#call.transferring',
+      actions: { type: 'recordTransfer', params: { from } },
+    },
+    { actions: refuse(from, 'no-human') },
+  ] as const;
 }
 
 function endUnlessSameTurn(from: AgentName) {
@@ -291,6 +387,7 @@ function specialist(department: Department) {
         },
       ],
       'end.requested': endUnlessSameTurn(department),
+      'transfer.requested': transferUnlessRefused(department),
       'caller.hungUp': { target: '#call.ended' },
     },
   } as const;

@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
 import {
+  AGENT_NAMES,
   type AgentName,
   type CallContext,
   type CallEvent,
@@ -36,7 +37,9 @@ import {
   instructionsFor,
   openingInstructions,
 } from './agents.js';
-import { type AnyFunctionTool, type CallControl, buildTools } from './tools.js';
+import { type KeypadMap, keypadEvent } from './keypad.js';
+import type { CallTelephony } from './telephony.js';
+import { type AnyFunctionTool, type CallControl, buildTools, refusalMessage } from './tools.js';
 
 /** Everything a front end (console, worker, inspector) may want to show. */
 export interface CallObserver {
@@ -59,6 +62,12 @@ export interface CallBridgeOptions {
   logger?: Logger;
   /** Extra XState inspection (e.g. a visual inspector). */
   inspect?: (event: InspectionEvent) => void;
+  /** SIP actions on the live call (human transfer); absent in the console. */
+  telephony?: CallTelephony;
+  /** Who takes a transfer to a person from each agent; agents without one get no such tool. */
+  humanNumbers?: Partial<Record<AgentName, string>>;
+  /** Keypad digits and what they ask for; the same events as the tools. */
+  keypad?: KeypadMap;
   /** Business tools per agent (order lookups, ...), offered next to the control tools. */
   extraTools?: (agent: AgentName) => AnyFunctionTool[];
   /**
@@ -117,11 +126,14 @@ export class CallBridge implements CallControl {
       actions: {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
-        endCall: ({ context }, { reason, byCaller }) => this.#end(reason, byCaller, context),
+        transferCall: ({ context }, { from }) =>
+          this.#enqueue('transfer', () => this.#transfer(from, context)),
+        apologiseForTransfer: ({ context }) => this.#apologiseForTransfer(context),
+        endCall: ({ context }, { reason, farewell }) => this.#end(reason, farewell, context),
       },
     });
     this.actor = createActor(machine, {
-      input: { maxHandoffs: options.maxHandoffs },
+      input: { maxHandoffs: options.maxHandoffs, humanTransfers: this.#humanTransfers() },
       inspect: (event) => {
         this.#observeMachine(event);
         options.inspect?.(event);
@@ -175,6 +187,34 @@ export class CallBridge implements CallControl {
     return sendAndDecide(this.actor, event);
   }
 
+  /**
+   * A keypad digit from the caller. It becomes the same machine event a tool would send, with
+   * the same guards; a refusal is spoken, since no model turn is there to relay it.
+   */
+  keypad(digit: string): Decision | null {
+    const event = keypadEvent(digit, this.#options.keypad ?? {}, this.#recentCallerWords());
+    if (!event) return null;
+    const decision = this.request(event);
+    if (!decision.accepted && decision.code !== 'call-ended') {
+      const self = this.#requested?.callAgent ?? 'reception';
+      const line = /Tell the caller: "([^"]+)"/.exec(refusalMessage(decision, this, self))?.[1];
+      if (line) this.#enqueue('keypad refusal', async () => void this.#speak(line, true));
+    }
+    return decision;
+  }
+
+  /** Where a transfer to a person from this agent goes, if anywhere. */
+  humanNumberFor(agent: AgentName): string | undefined {
+    return this.#options.telephony ? this.#options.humanNumbers?.[agent] : undefined;
+  }
+
+  /** End a call that never connected (an outbound call not answered), with the reason. */
+  abandon(reason: string): void {
+    this.#sessionClosed = true; // nobody to say goodbye to
+    if (this.actor.getSnapshot().status !== 'active') this.actor.start();
+    this.request({ type: 'end.requested', reason });
+  }
+
   /** The caller left: end the call without a goodbye. Safe to call at any time, repeatedly. */
   callerHungUp(): void {
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
@@ -207,7 +247,10 @@ export class CallBridge implements CallControl {
         this.#options.companyName,
         brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
       ),
-      tools: buildTools(this, name, this.#options.extraTools?.(name)),
+      tools: buildTools(this, name, {
+        extra: this.#options.extraTools?.(name) ?? [],
+        humanTransfer: this.humanNumberFor(name) !== undefined,
+      }),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       onEnter: (agent) => {
@@ -240,13 +283,60 @@ export class CallBridge implements CallControl {
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
   }
 
-  #end(reason: string, byCaller: boolean, context: CallContext): void {
+  #humanTransfers(): AgentName[] {
+    return AGENT_NAMES.filter((agent) => this.humanNumberFor(agent) !== undefined);
+  }
+
+  #recentCallerWords(): string[] {
+    return this.#session.history.items
+      .filter((item) => item.type === 'message' && item.role === 'user')
+      .slice(-3)
+      .map((item) => (item.type === 'message' ? (item.textContent ?? '') : ''));
+  }
+
+  /** Tell the caller, then cold-transfer them (SIP REFER) and report the outcome to the machine. */
+  async #transfer(from: AgentName, context: CallContext): Promise<void> {
+    const number = this.humanNumberFor(from);
+    const team = from === 'reception' ? 'a colleague' : `a colleague in ${from}`;
+    try {
+      if (!number || !this.#options.telephony) throw new Error('no transfer number');
+      await this.#speak(
+        `I'm transferring you to ${team} now. Please hold.`,
+        false,
+      ).waitForPlayout();
+      if (this.actor.getSnapshot().status !== 'active') return; // hung up meanwhile
+      await this.#options.telephony.transferCaller(number);
+      this.#log.info({ from, reason: context.transfer?.reason }, 'caller transferred');
+      if (this.actor.getSnapshot().status === 'active')
+        this.actor.send({ type: 'transfer.succeeded' });
+    } catch (error) {
+      const detail = error instanceof Error ? error.message : String(error);
+      this.#log.warn({ from, error: detail }, 'transfer failed');
+      if (this.actor.getSnapshot().status === 'active') {
+        this.actor.send({ type: 'transfer.failed', error: detail });
+      }
+    }
+  }
+
+  #apologiseForTransfer(context: CallContext): void {
+    if (this.#ended) return;
+    const error = context.transfer?.error ?? 'unknown error';
+    this.#enqueue('transfer apology', async () => {
+      this.#session.generateReply({
+        instructions:
+          `The transfer to a person did not go through (${error}). Apologise in one short ` +
+          'sentence, say you will keep helping, and continue with what the caller needs.',
+      });
+    });
+  }
+
+  #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
     this.#requested?.retire();
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
     this.#closing = (async () => {
       try {
-        if (!byCaller && !this.#sessionClosed) {
+        if (farewell && !this.#sessionClosed) {
           const goodbye = `Thank you for calling ${this.#options.companyName}. Goodbye!`;
           await this.#speak(goodbye, false).waitForPlayout();
         }

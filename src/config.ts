@@ -5,6 +5,7 @@
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
 import { AGENT_NAMES, type AgentName, DEFAULT_MAX_HANDOFFS } from '../machines/callMachine.js';
+import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
 export class ConfigError extends Error {
@@ -45,6 +46,23 @@ const EnvSchema = z.object({
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
   LOG_PII: flag,
+  INSPECT: optionalString.pipe(z.enum(['off', 'local', 'stately']).optional()),
+  INSPECT_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
+  INSPECT_HOST: optionalString,
+  INSPECT_PII: flag,
+  VOBIZ_SIP_DOMAIN: optionalString,
+  VOBIZ_USERNAME: optionalString,
+  VOBIZ_PASSWORD: optionalString,
+  VOBIZ_OUTBOUND_NUMBER: optionalString,
+  VOBIZ_INBOUND_NUMBERS: optionalString,
+  VOBIZ_ALLOWED_ADDRESSES: optionalString,
+  OUTBOUND_TRUNK_ID: optionalString,
+  RINGING_TIMEOUT_IN_S: optionalString.pipe(z.coerce.number().int().min(5).max(300).optional()),
+  TRANSFER_BILLING: optionalString,
+  TRANSFER_SUPPORT: optionalString,
+  TRANSFER_SALES: optionalString,
+  DEFAULT_TRANSFER_NUMBER: optionalString,
+  KEYPAD_MAP: optionalString,
 });
 
 export interface Config {
@@ -78,7 +96,45 @@ export interface Config {
   logLevel: string | undefined;
   /** Show phone numbers and transcripts in logs. Off by default. */
   logPii: boolean;
+  /** Live statecharts of calls in a viewer (`npm run inspector`); see src/inspection/. */
+  inspect: {
+    /** `off` (default; `npm run dev` sets local), `local`, or `stately` (Stately's hosted UI). */
+    mode: 'off' | 'local' | 'stately';
+    /** Where the viewer listens and inspectors connect. */
+    port: number;
+    host: string;
+    /** Send and show phone numbers and caller text. Off by default. */
+    pii: boolean;
+  };
+  telephony: TelephonyConfig;
 }
+
+export interface TelephonyConfig {
+  /** Vobiz trunk domain, e.g. abc123.sip.vobiz.ai: where outbound calls go. */
+  sipDomain: string | undefined;
+  username: string | undefined;
+  password: string | undefined;
+  /** The Vobiz number calls come from (caller id) and, by default, arrive on. */
+  outboundNumber: string | undefined;
+  inboundNumbers: string[];
+  /** Source addresses LiveKit accepts inbound calls from (Vobiz's gateway by default). */
+  allowedAddresses: string[];
+  /** LiveKit outbound trunk id (printed by `npm run setup:telephony`). */
+  outboundTrunkId: string | undefined;
+  ringingTimeoutInS: number;
+  /** Who takes a transfer to a person from each agent (reception uses the default). */
+  humanNumbers: Partial<Record<AgentName, string>>;
+  keypad: KeypadMap;
+}
+
+/** Vobiz's documented inbound gateway (docs.vobiz.ai, AI voice agent inbound guide). */
+export const VOBIZ_GATEWAY_ADDRESS = '13.233.44.61/32';
+
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
 
 /**
  * Read and validate configuration. Loads `.env` from the working directory unless `env` is given.
@@ -126,7 +182,57 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     },
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,
+    inspect: {
+      mode: e.INSPECT ?? 'off',
+      port: e.INSPECT_PORT ?? 4747,
+      host: e.INSPECT_HOST ?? '127.0.0.1',
+      pii: e.INSPECT_PII,
+    },
+    telephony: telephonyConfig(e),
   };
+}
+
+function telephonyConfig(e: z.infer<typeof EnvSchema>): TelephonyConfig {
+  let keypad: KeypadMap = DEFAULT_KEYPAD;
+  if (e.KEYPAD_MAP !== undefined) {
+    try {
+      keypad = parseKeypadMap(e.KEYPAD_MAP);
+    } catch (error) {
+      throw new ConfigError(`Invalid KEYPAD_MAP: ${(error as Error).message}. Fix it in .env.`);
+    }
+  }
+  const fallback = e.DEFAULT_TRANSFER_NUMBER;
+  const humanNumbers: Partial<Record<AgentName, string>> = {};
+  const perAgent: [AgentName, string | undefined][] = [
+    ['reception', fallback],
+    ['billing', e.TRANSFER_BILLING ?? fallback],
+    ['support', e.TRANSFER_SUPPORT ?? fallback],
+    ['sales', e.TRANSFER_SALES ?? fallback],
+  ];
+  for (const [agent, number] of perAgent) if (number) humanNumbers[agent] = number;
+  const inbound = list(e.VOBIZ_INBOUND_NUMBERS);
+  return {
+    sipDomain: e.VOBIZ_SIP_DOMAIN,
+    username: e.VOBIZ_USERNAME,
+    password: e.VOBIZ_PASSWORD,
+    outboundNumber: e.VOBIZ_OUTBOUND_NUMBER,
+    inboundNumbers:
+      inbound.length > 0 ? inbound : e.VOBIZ_OUTBOUND_NUMBER ? [e.VOBIZ_OUTBOUND_NUMBER] : [],
+    allowedAddresses: list(e.VOBIZ_ALLOWED_ADDRESSES ?? VOBIZ_GATEWAY_ADDRESS),
+    outboundTrunkId: e.OUTBOUND_TRUNK_ID,
+    ringingTimeoutInS: e.RINGING_TIMEOUT_IN_S ?? 30,
+    humanNumbers,
+    keypad,
+  };
+}
+
+/** Name every variable in `names` that is unset, in one line, or do nothing. */
+export function requireVariables(
+  names: [name: string, value: string | undefined][],
+  hint: string,
+): void {
+  const missing = names.filter(([, value]) => value === undefined).map(([name]) => name);
+  if (missing.length > 0) throw new ConfigError(`Missing ${missing.join(', ')}: ${hint}`);
 }
 
 /** True when the OpenAI plugin can be used (a key, or a compatible server that may not need one). */

@@ -26,6 +26,7 @@ export interface CallControl {
 export const TOOL_NAMES = {
   handoff: (department: Department) => `pass_control_to_${department}` as const,
   returnToReception: 'return_to_reception',
+  transferToHuman: 'transfer_to_human',
   endCall: 'end_call',
 } as const;
 
@@ -49,13 +50,20 @@ const handoffParameters = z.object({
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tools of any parameter shape
 export type AnyFunctionTool = llm.FunctionTool<any, any, any>;
 
+export interface ToolOptions {
+  /** The agent's own business tools. */
+  extra?: AnyFunctionTool[];
+  /** Offer `transfer_to_human`: only where a number is configured. */
+  humanTransfer?: boolean;
+}
+
 /** The control tools every agent of this call gets, plus the agent's own business tools. */
 export function buildTools(
   control: CallControl,
   self: AgentName,
-  extra: AnyFunctionTool[] = [],
+  options: ToolOptions = {},
 ): llm.ToolContext {
-  const tools: AnyFunctionTool[] = [...extra];
+  const tools: AnyFunctionTool[] = [...(options.extra ?? [])];
   for (const department of DEPARTMENTS) {
     tools.push(
       llm.tool({
@@ -93,6 +101,29 @@ export function buildTools(
               type: 'reception.requested',
               reason,
               summary,
+              turnId: ctx.speechHandle.id,
+            }),
+            control,
+            self,
+          ),
+      }),
+    );
+  }
+  if (options.humanTransfer) {
+    tools.push(
+      llm.tool({
+        name: TOOL_NAMES.transferToHuman,
+        description:
+          'Transfer the caller to a person on our team when they ask for a human or you cannot ' +
+          'help. The caller is told to hold; if it fails you will be asked to keep helping.',
+        parameters: z.object({
+          reason: z.string().optional().describe('Why a person is needed, in a few words.'),
+        }),
+        execute: async ({ reason }, { ctx }) =>
+          settle(
+            control.request({
+              type: 'transfer.requested',
+              reason: reason?.trim() || 'caller asked for a person',
               turnId: ctx.speechHandle.id,
             }),
             control,
@@ -154,6 +185,11 @@ export function refusalMessage(
       return (
         `Transfer refused: the caller is already with ${self}, which is you. ` +
         `Do not transfer; help them directly. Tell the caller: "You're in the right place, I can help with that."`
+      );
+    case 'no-human':
+      return (
+        'Transfer refused: nobody can take a transfer from here. ' +
+        `Tell the caller: "I can't connect you to a person right now, but I can help with ${help} myself."`
       );
     case 'not-available':
       return `That is not possible from ${self} right now. Keep helping the caller with ${help}.`;

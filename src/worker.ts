@@ -5,9 +5,11 @@
 import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
+import { SipClient } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
 import { CallBridge, type CallObserver } from './bridge.js';
-import { type Config, loadConfig } from './config.js';
+import { type Config, loadConfig, requireVariables } from './config.js';
+import { createCallInspection } from './inspection/inspect.js';
 import { createLogger } from './logging.js';
 import {
   createOpenAILLM,
@@ -15,7 +17,12 @@ import {
   createRealtimeModel,
   createVoices,
 } from './models/index.js';
-import { callerFromParticipant } from './telephony.js';
+import {
+  LiveKitTelephony,
+  callerFromParticipant,
+  decodeDialRequest,
+  dialOrAbandon,
+} from './telephony.js';
 
 /** Load Silero once per process, before any call arrives (it loads offline). */
 export async function prewarm(proc: JobProcess): Promise<void> {
@@ -61,11 +68,16 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   }).child({ room: ctx.room.name });
 
   await ctx.connect();
-  const participant = await ctx.waitForParticipant();
-  const caller = callerFromParticipant(participant);
-  logger.info({ caller }, 'caller joined');
-
+  const sip = new SipClient(config.livekit.url!, config.livekit.apiKey!, config.livekit.apiSecret!);
+  const roomName = ctx.room.name ?? ctx.job.room?.name ?? '';
+  const dial = decodeDialRequest(ctx.job.metadata);
+  const calleeIdentity = dial ? `callee-${dial.phoneNumber.replace(/\D/g, '')}` : undefined;
   const { session, ttsFor } = createSession(config, ctx.proc);
+  // INSPECT=local|stately (`npm run dev` sets local): this call, live in `npm run inspector`.
+  const inspection = createCallInspection({ ...config.inspect, app: 'worker' });
+  ctx.addShutdownCallback(() => inspection.dispose());
+  // The caller's identity is known at once for outbound calls; inbound ones learn it below.
+  let callerIdentity = calleeIdentity ?? '';
   const bridge = new CallBridge({
     session,
     companyName: config.companyName,
@@ -74,6 +86,38 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     observer: logObserver(logger),
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),
+    ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
+    telephony: {
+      transferCaller: (to) =>
+        new LiveKitTelephony(sip, roomName, callerIdentity).transferCaller(to),
+    },
+    humanNumbers: config.telephony.humanNumbers,
+    keypad: config.telephony.keypad,
+  });
+  void bridge.done.then(() => ctx.shutdown('call ended'));
+
+  if (dial) {
+    requireVariables(
+      [['OUTBOUND_TRUNK_ID', config.telephony.outboundTrunkId]],
+      'set it in .env (printed by npm run setup:telephony).',
+    );
+    const answered = await dialOrAbandon(bridge, sip, {
+      trunkId: config.telephony.outboundTrunkId!,
+      number: dial.phoneNumber,
+      roomName,
+      participantIdentity: calleeIdentity!,
+      ringingTimeoutInS: config.telephony.ringingTimeoutInS,
+    });
+    if (!answered) return; // ended with no-answer, busy or failed; the job shuts down
+  }
+  const participant = await ctx.waitForParticipant(calleeIdentity);
+  callerIdentity = participant.identity;
+  const caller = callerFromParticipant(participant);
+  logger.info({ caller }, 'caller joined');
+
+  // Keypad digits from the caller go through the same machine events as the model's tools.
+  ctx.room.on(RoomEvent.DtmfReceived, (_code, digit, from) => {
+    if (from.identity === participant.identity) bridge.keypad(digit);
   });
 
   // The caller leaving is the machine's caller.hungUp; the session closing follows from it.
@@ -85,7 +129,6 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     bridge.callerHungUp();
     await bridge.done;
   });
-  void bridge.done.then(() => ctx.shutdown('call ended'));
 
   await bridge.start({
     room: ctx.room,

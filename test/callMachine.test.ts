@@ -230,7 +230,7 @@ describe('call machine', () => {
       actions: {
         greetCaller: () => void calls.push('greet'),
         activateAgent: (_, params) => void calls.push(`activate:${params.agent}`),
-        endCall: (_, params) => void calls.push(`end:${params.reason}:${params.byCaller}`),
+        endCall: (_, params) => void calls.push(`end:${params.reason}:${params.farewell}`),
       },
     });
     const actor = createActor(machine, { input: {} }).start();
@@ -244,7 +244,7 @@ describe('call machine', () => {
       'greet',
       'activate:billing',
       'activate:reception',
-      'end:resolved:false',
+      'end:resolved:true',
     ]);
   });
 

@@ -26,12 +26,21 @@ import {
   AGENT_FOR_STATE,
   type AgentName,
   type CallEvent,
+  type CallInput,
   DEPARTMENTS,
   callMachine,
   callStateOf,
 } from '../machines/callMachine.js';
 
 export const MODEL_MAX_HANDOFFS = 2;
+/**
+ * Configurations the model is explored under. Which agents have a transfer number is
+ * configuration, so one configuration cannot reach every guard: these two together do.
+ */
+export const MODEL_INPUTS: Required<CallInput>[] = [
+  { maxHandoffs: MODEL_MAX_HANDOFFS, humanTransfers: ['reception', 'billing', 'support'] },
+  { maxHandoffs: MODEL_MAX_HANDOFFS, humanTransfers: ['sales'] },
+];
 export const MODEL_CALLER = { number: '+15550100' };
 
 type Snapshot = SnapshotFrom<typeof callMachine>;
@@ -49,6 +58,8 @@ export interface PathStep {
 }
 
 export interface ModelPath {
+  /** The configuration the call runs with. */
+  input: Required<CallInput>;
   /** The transition this path was generated to cover (its last step). */
   target: string;
   steps: PathStep[];
@@ -103,7 +114,7 @@ export function transitionKey(snapshot: Snapshot, event: CallEvent): string | un
 }
 
 /** Event types each agent's states handle: what that agent's tools can ask for. */
-function eventTypesOfAgent(agent: AgentName): Set<string> {
+function eventTypesOfAgent(agent: AgentName, context: Snapshot['context']): Set<string> {
   const types = new Set<string>();
   for (const node of allStateNodes()) {
     if (AGENT_FOR_STATE[node.key as keyof typeof AGENT_FOR_STATE] !== agent) continue;
@@ -112,6 +123,8 @@ function eventTypesOfAgent(agent: AgentName): Set<string> {
       for (const type of n.transitions.keys()) types.add(type);
     }
   }
+  // The transfer tool is only offered to agents with a transfer number.
+  if (!context.humanTransfers.includes(agent)) types.delete('transfer.requested');
   return types;
 }
 
@@ -126,7 +139,12 @@ const sameTurnEvents = new WeakSet<CallEvent>();
 
 /** The agent whose model turn is still open (it made the last accepted change), if any. */
 function openBatchAgent(snapshot: Snapshot): AgentName | null {
-  return isTurnOpen(snapshot) ? (snapshot.context.handoffs.at(-1)?.from ?? null) : null;
+  if (!isTurnOpen(snapshot)) return null;
+  const { transfer, handoffs } = snapshot.context;
+  // The last accepted change was a transfer request (we are transferring) or a handoff.
+  return callStateOf(snapshot) === 'transferring'
+    ? (transfer?.from ?? null)
+    : (handoffs.at(-1)?.from ?? null);
 }
 
 /** Payload variants per event type. An event type not listed here is sent as `{ type }`. */
@@ -138,7 +156,7 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
   const turns = [`fresh-${++freshTurns}`];
   const batchAgent = openBatchAgent(snapshot);
   const sameTurn =
-    batchAgent && eventTypesOfAgent(batchAgent).has(type) ? context.controlTurnId! : null;
+    batchAgent && eventTypesOfAgent(batchAgent, context).has(type) ? context.controlTurnId! : null;
   if (sameTurn) turns.push(sameTurn);
   const mark = (event: CallEvent) => {
     if ('turnId' in event && event.turnId === sameTurn) sameTurnEvents.add(event);
@@ -170,6 +188,10 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
       );
     case 'end.requested':
       return turns.map((turnId) => mark({ type, reason: `caller done ${step}`, turnId }));
+    case 'transfer.requested':
+      return turns.map((turnId) => mark({ type, reason: `wants a person ${step}`, turnId }));
+    case 'transfer.failed':
+      return [{ type, error: 'SIP 408 Request Timeout' }];
     default:
       return [{ type } as CallEvent];
   }
@@ -202,21 +224,25 @@ export function serializeSnapshot(snapshot: Snapshot): string {
  * enabled, plus that transition. Together they cover every state and every transition.
  */
 export function generatePaths(): ModelPath[] {
-  const statePaths = getShortestPaths(callMachine, {
-    input: { maxHandoffs: MODEL_MAX_HANDOFFS },
-    events: eventsFrom,
-    serializeState: serializeSnapshot,
-  });
   const best = new Map<string, ModelPath>();
-  for (const statePath of statePaths) {
-    const prefix = statePath.steps
-      .map((step) => step.event)
-      .filter((event) => !event.type.startsWith('xstate.'));
-    for (const event of eventsFrom(statePath.state)) {
-      const steps = replay([...prefix, event]);
-      const target = steps.at(-1)!.transition;
-      const current = best.get(target);
-      if (!current || steps.length < current.steps.length) best.set(target, { target, steps });
+  for (const input of MODEL_INPUTS) {
+    const statePaths = getShortestPaths(callMachine, {
+      input,
+      events: eventsFrom,
+      serializeState: serializeSnapshot,
+    });
+    for (const statePath of statePaths) {
+      const prefix = statePath.steps
+        .map((step) => step.event)
+        .filter((event) => !event.type.startsWith('xstate.'));
+      for (const event of eventsFrom(statePath.state)) {
+        const steps = replay(input, [...prefix, event]);
+        const target = steps.at(-1)!.transition;
+        const current = best.get(target);
+        if (!current || steps.length < current.steps.length) {
+          best.set(target, { input, target, steps });
+        }
+      }
     }
   }
   return [...best.values()].sort((a, b) => a.target.localeCompare(b.target));
@@ -228,8 +254,8 @@ export function generatePaths(): ModelPath[] {
  * as a same-turn request joins the previous event's turn (one batch of tool calls); any other
  * request opens a new turn.
  */
-export function replay(events: CallEvent[]): PathStep[] {
-  let snapshot = getInitialSnapshot(callMachine, { maxHandoffs: MODEL_MAX_HANDOFFS });
+export function replay(input: Required<CallInput>, events: CallEvent[]): PathStep[] {
+  let snapshot = getInitialSnapshot(callMachine, input);
   const steps: PathStep[] = [];
   let turn = '';
   let turns = 0;

@@ -11,17 +11,25 @@
  */
 import { voice } from '@livekit/agents';
 import { type SnapshotFrom, waitFor } from 'xstate';
-import type { callMachine } from '../machines/callMachine.js';
+import type { CallInput, callMachine } from '../machines/callMachine.js';
 import {
-  AGENT_FOR_STATE,
   type AgentName,
+  activeAgentOf,
   type CallEvent,
   callStateOf,
 } from '../machines/callMachine.js';
+import { SipClient } from 'livekit-server-sdk';
 import { CallBridge } from '../src/bridge.js';
+import { LiveKitTelephony } from '../src/telephony.js';
 import { agentOf } from '../src/models/offlineBrain.js';
 import { type ModelReply, type ModelRequest, ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { MODEL_CALLER, MODEL_MAX_HANDOFFS, type PathStep } from './pathModel.js';
+import {
+  type HeldCall,
+  type LiveKitApiStandIn,
+  sipFailure,
+  startLiveKitApiStandIn,
+} from './fakes.js';
+import { MODEL_CALLER, type PathStep } from './pathModel.js';
 
 type Snapshot = SnapshotFrom<typeof callMachine>;
 
@@ -66,6 +74,8 @@ function toolCallFor(event: CallEvent): { name: string; args: Record<string, unk
       };
     case 'end.requested':
       return { name: 'end_call', args: { reason: event.reason } };
+    case 'transfer.requested':
+      return { name: 'transfer_to_human', args: { reason: event.reason } };
     default:
       throw new Divergence(`no tool asks for ${event.type}`);
   }
@@ -83,16 +93,29 @@ export class PathRun {
   #ended = false;
   #started = false;
   readonly #lateActivations: AgentName[] = [];
+  /** LiveKit's server API stand-in: transfers go over Twirp to it and wait for the path. */
+  #api: LiveKitApiStandIn | undefined;
+  #heldTransfer: HeldCall | undefined;
 
-  constructor() {
+  constructor(input: Required<CallInput>) {
     this.model = new ScriptedLLM((request) => this.#answer(request));
     this.session = new voice.AgentSession({ llm: this.model });
     this.bridge = new CallBridge({
       session: this.session,
       companyName: 'Acme',
-      maxHandoffs: MODEL_MAX_HANDOFFS,
+      maxHandoffs: input.maxHandoffs,
       // Fixed lines through the model, so the greeting can be held while the caller acts.
       speech: 'generate',
+      telephony: {
+        transferCaller: (to) => {
+          const api = this.#api!;
+          const sip = new SipClient(api.url, api.apiKey, api.apiSecret);
+          return new LiveKitTelephony(sip, 'path-room', 'caller').transferCaller(to);
+        },
+      },
+      humanNumbers: Object.fromEntries(
+        input.humanTransfers.map((agent, i) => [agent, `+1555010${i}`]),
+      ),
       observer: {
         agent: (agent) => {
           if (this.#ended) this.#lateActivations.push(agent);
@@ -122,6 +145,11 @@ export class PathRun {
     if (last?.role === 'tool_result') return { text: `Sorry: ${last.output}` };
     if (last?.role === 'user') return this.#replies.get(last.text) ?? {};
     return {};
+  }
+
+  #offersTool(name: string): boolean {
+    const agent = this.session.currentAgent;
+    return Object.keys(agent.toolCtx.functionTools).includes(name);
   }
 
   /**
@@ -157,6 +185,7 @@ export class PathRun {
   }
 
   async run(steps: PathStep[]): Promise<void> {
+    this.#api = await startLiveKitApiStandIn();
     try {
       let turnNumber = 0;
       for (const turn of groupTurns(steps)) {
@@ -186,6 +215,19 @@ export class PathRun {
         this.#openGreeting();
         await waitFor(this.bridge.actor, (s) => callStateOf(s) !== 'greeting');
         break;
+      case 'transfer.succeeded':
+      case 'transfer.failed': {
+        // The SIP REFER the bridge sent is answered now, as the path says.
+        const held = this.#heldTransfer!;
+        this.#heldTransfer = undefined;
+        await held.arrived;
+        held.answer(
+          first.event.type === 'transfer.succeeded'
+            ? { ok: true }
+            : sipFailure(408, 'Request Timeout'),
+        );
+        break;
+      }
       case 'caller.hungUp':
         // What a disconnect produces: the room event (the worker's hang-up), then RoomIO
         // closing the session.
@@ -197,9 +239,18 @@ export class PathRun {
           this.bridge.request(first.event);
         } else if (callStateOf(first.before) === 'greeting') {
           // Reception is still greeting: the request arrives as a keypad press would.
+          if (callStateOf(expected) === 'transferring') {
+            this.#heldTransfer = this.#api!.hold('TransferSIPParticipant');
+          }
           for (const step of turn) this.bridge.request(step.event);
           if (callStateOf(this.bridge.actor.getSnapshot()) !== 'greeting') this.#openGreeting();
+        } else if (!this.#offersTool(toolCallFor(first.event).name)) {
+          // No such tool on this agent (e.g. no transfer number): only the keypad can ask.
+          for (const step of turn) this.bridge.request(step.event);
         } else {
+          if (callStateOf(expected) === 'transferring') {
+            this.#heldTransfer = this.#api!.hold('TransferSIPParticipant');
+          }
           this.#replies.set(callerLine, { toolCalls: turn.map((step) => toolCallFor(step.event)) });
           spokenByCaller = true;
           await this.session
@@ -219,7 +270,7 @@ export class PathRun {
       await this.bridge.done;
       return;
     }
-    const agent = AGENT_FOR_STATE[callStateOf(expected) as keyof typeof AGENT_FOR_STATE];
+    const agent = activeAgentOf(expected)!;
     const activationsBefore = this.activations.length;
     // Settled when the expected agent speaks, or when another one was switched in instead
     // (then the check below reports which).
@@ -229,6 +280,15 @@ export class PathRun {
         this.activations.slice(activationsBefore).some((a) => a !== agent),
       `${agent} speaking`,
     );
+    if (callStateOf(before) === 'transferring' && callStateOf(expected) !== 'transferring') {
+      await this.#until(
+        () =>
+          this.model.requests
+            .slice(requestsBefore)
+            .some((r) => r.instructions.includes('did not go through')),
+        `${agent}'s apology for the failed transfer`,
+      );
+    }
     if (
       this.bridge.speakingAgent === agent &&
       expected.context.handoffs.length > before.context.handoffs.length
@@ -265,8 +325,7 @@ export class PathRun {
     same('state', callStateOf(actual), callStateOf(expected));
     same('status', actual.status, expected.status);
     if (expected.status !== 'done') {
-      const agent = AGENT_FOR_STATE[callStateOf(expected) as keyof typeof AGENT_FOR_STATE];
-      same('speaking agent', this.bridge.speakingAgent, agent);
+      same('speaking agent', this.bridge.speakingAgent, activeAgentOf(expected));
     }
     const log = (s: Snapshot) =>
       s.context.handoffs.map(({ from, to, reason, summary }) => ({ from, to, reason, summary }));
@@ -305,5 +364,8 @@ export class PathRun {
       this.bridge.callerHungUp();
     }
     if (this.#started) await this.bridge.done;
+    // A transfer still held when the path ended is answered, so nothing stays pending.
+    this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
+    await this.#api?.close();
   }
 }

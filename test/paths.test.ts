@@ -36,7 +36,7 @@ function describePath(path: ModelPath): string {
 
 describe.concurrent('every transition of the call machine, against the real agent layer', () => {
   it.each(paths.map((path) => [path.target, path]))('%s', async (_, path) => {
-    const run = new PathRun();
+    const run = new PathRun(path.input);
     try {
       await run.run(path.steps);
     } catch (error) {

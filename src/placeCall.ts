@@ -1,0 +1,45 @@
+/**
+ * `npm run call -- +91XXXXXXXXXX`: an outbound call. Dispatches the worker into a new room with
+ * the number in the job metadata; the worker dials it through the outbound trunk and runs the
+ * same call machine once the callee answers.
+ */
+import { randomBytes } from 'node:crypto';
+import { AgentDispatchClient } from 'livekit-server-sdk';
+import { ConfigError, loadConfig, requireVariables } from './config.js';
+import { encodeDialRequest } from './telephony.js';
+
+async function main(argv: string[]): Promise<number> {
+  const [number, ...rest] = argv;
+  if (!number || rest.length > 0 || !/^\+[1-9]\d{6,14}$/.test(number)) {
+    throw new ConfigError('usage: npm run call -- +<country code><number>, e.g. +919876543210');
+  }
+  const config = loadConfig();
+  requireVariables(
+    [
+      ['LIVEKIT_URL', config.livekit.url],
+      ['LIVEKIT_API_KEY', config.livekit.apiKey],
+      ['LIVEKIT_API_SECRET', config.livekit.apiSecret],
+      ['OUTBOUND_TRUNK_ID', config.telephony.outboundTrunkId],
+    ],
+    'set them in .env (OUTBOUND_TRUNK_ID is printed by npm run setup:telephony).',
+  );
+  const dispatcher = new AgentDispatchClient(
+    config.livekit.url!,
+    config.livekit.apiKey!,
+    config.livekit.apiSecret!,
+  );
+  const room = `outbound-${randomBytes(4).toString('hex')}`;
+  const dispatch = await dispatcher.createDispatch(room, config.agentName, {
+    metadata: encodeDialRequest({ phoneNumber: number }),
+  });
+  process.stdout.write(`dispatched ${config.agentName} to room ${room} (${dispatch.id})\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`call: ${(error as Error).message}\n`);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);

@@ -1,0 +1,81 @@
+/**
+ * `npm run setup:telephony [-- --dry-run] [-- --force]`: create or update, by name, the LiveKit
+ * SIP trunks and dispatch rule for Vobiz. Safe to run again: it creates nothing new.
+ */
+import { parseArgs } from 'node:util';
+import { SipClient } from 'livekit-server-sdk';
+import { ConfigError, type Config, loadConfig, requireVariables } from './config.js';
+import {
+  type ProvisionResult,
+  describeRequests,
+  planFromConfig,
+  provision,
+} from './provisioning.js';
+
+function nextSteps(config: Config, result: ProvisionResult): string[] {
+  const t = config.telephony;
+  return [
+    '',
+    'On the Vobiz side:',
+    `  - Inbound: route ${t.inboundNumbers.join(', ') || 'your number'} to your LiveKit SIP URI`,
+    '    (LiveKit project settings, e.g. <id>.sip.livekit.cloud; host name only, no "sip:").',
+    `  - Calls are accepted only from ${t.allowedAddresses.join(', ')} (VOBIZ_ALLOWED_ADDRESSES).`,
+    `  - Outbound: LiveKit calls out through ${t.sipDomain} as ${t.username}; allow that`,
+    `    user to call from ${t.outboundNumber}.`,
+    '  - Human transfer uses SIP REFER: enable call transfer on the trunk, or transfers fail',
+    '    and the agent apologises and keeps helping.',
+    '',
+    `Set OUTBOUND_TRUNK_ID=${result.outbound.id} in .env for outbound calls (npm run call).`,
+  ];
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'dry-run': { type: 'boolean', default: false },
+      force: { type: 'boolean', default: false },
+    },
+  });
+  const config = loadConfig();
+  const plan = planFromConfig(config);
+  if (values['dry-run']) {
+    process.stdout.write('Dry run: these requests would be sent (existing objects with the same\n');
+    process.stdout.write('names are updated instead of created):\n');
+    for (const line of describeRequests(plan)) process.stdout.write(`  ${line}\n`);
+    return 0;
+  }
+  requireVariables(
+    [
+      ['LIVEKIT_URL', config.livekit.url],
+      ['LIVEKIT_API_KEY', config.livekit.apiKey],
+      ['LIVEKIT_API_SECRET', config.livekit.apiSecret],
+    ],
+    'set them in .env (see .env.example).',
+  );
+  const sip = new SipClient(config.livekit.url!, config.livekit.apiKey!, config.livekit.apiSecret!);
+  const result = await provision(sip, plan, { force: values.force });
+  const line = (what: string, name: string, r: { id: string; action: string }) =>
+    `${what.padEnd(14)} ${name.padEnd(32)} ${r.action.padEnd(9)} ${r.id}`;
+  process.stdout.write(
+    [
+      line('inbound trunk', plan.inbound.name, result.inbound),
+      line('outbound trunk', plan.outbound.name, result.outbound),
+      line('dispatch rule', plan.dispatch.name, result.dispatch),
+      ...nextSteps(config, result),
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    const message =
+      error instanceof ConfigError || (error instanceof TypeError && 'code' in error)
+        ? error.message
+        : `setup failed: ${(error as Error).message}`;
+    process.stderr.write(`setup:telephony: ${message}\n`);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  },
+);
