@@ -107,6 +107,7 @@ export class CallBridge implements CallControl {
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
+  #actorStarted = false;
   #sessionClosed = false;
   #lastState: CallStateName | null = null;
   #refusalCount = 0;
@@ -175,7 +176,7 @@ export class CallBridge implements CallControl {
       ...(options.inputOptions ? { inputOptions: options.inputOptions } : {}),
       ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
     });
-    this.actor.start();
+    this.#startActor();
     this.actor.send({
       type: 'call.started',
       ...(options.caller ? { caller: options.caller } : {}),
@@ -211,7 +212,7 @@ export class CallBridge implements CallControl {
   /** End a call that never connected (an outbound call not answered), with the reason. */
   abandon(reason: string): void {
     this.#sessionClosed = true; // nobody to say goodbye to
-    if (this.actor.getSnapshot().status !== 'active') this.actor.start();
+    this.#startActor();
     this.request({ type: 'end.requested', reason });
   }
 
@@ -281,6 +282,13 @@ export class CallBridge implements CallControl {
       'You can ask about billing, technical support or sales. How can I help you today?';
     await this.#speak(greeting, true).waitForPlayout();
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
+  }
+
+  /** An actor that was never started reports status `active` but queues events: start it once. */
+  #startActor(): void {
+    if (this.#actorStarted) return;
+    this.#actorStarted = true;
+    this.actor.start();
   }
 
   #humanTransfers(): AgentName[] {

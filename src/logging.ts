@@ -18,7 +18,7 @@ export interface LoggingOptions {
   level: string;
   pii: boolean;
   /** The console writes JSON events to stdout, so its logs go to stderr. */
-  destination: 'stdout' | 'stderr';
+  destination: 'stdout' | 'stderr' | NodeJS.WritableStream;
 }
 
 export function createLogger(options: LoggingOptions): Logger {
@@ -33,7 +33,9 @@ export function createLogger(options: LoggingOptions): Logger {
       };
   return pino(
     { level: options.level, ...(redact ? { redact } : {}) },
-    pino.destination({ fd: options.destination === 'stdout' ? 1 : 2, sync: true }),
+    typeof options.destination === 'string'
+      ? pino.destination({ fd: options.destination === 'stdout' ? 1 : 2, sync: true })
+      : options.destination,
   );
 }
 

@@ -11,6 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { type llm, voice } from '@livekit/agents';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { CallBridge, type CallObserver } from '../src/bridge.js';
+import type { KeypadMap } from '../src/keypad.js';
+import type { CallTelephony } from '../src/telephony.js';
 import type { AnyFunctionTool } from '../src/tools.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import {
@@ -50,6 +52,9 @@ export function scriptedBrain(script: Record<string, ScriptEntry> = {}): Brain {
     if (request.instructions.includes('Opening:') && reason) {
       return { text: `${self} here, about ${reason[1]}.` };
     }
+    if (request.instructions.includes('did not go through')) {
+      return { text: 'Sorry, the transfer did not go through. I will keep helping you.' };
+    }
     const last = request.messages.at(-1);
     if (last?.role === 'tool_result') return { text: `Sorry: ${last.output}` };
     if (last?.role !== 'user') return {};
@@ -67,14 +72,18 @@ export type ObservedEvent =
   | { type: 'caller'; text: string }
   | { type: 'end'; reason: string };
 
-export function recordingObserver(events: ObservedEvent[]): CallObserver {
+export function recordingObserver(events: ObservedEvent[], onEvent = () => {}): CallObserver {
+  const push = (event: ObservedEvent) => {
+    events.push(event);
+    onEvent();
+  };
   return {
-    transition: (t) => events.push({ type: 'transition', ...t }),
-    refusal: (r) => events.push({ type: 'refusal', code: r.code, ...(r.to ? { to: r.to } : {}) }),
-    agent: (agent) => events.push({ type: 'agent', agent }),
-    say: (agent, text) => events.push({ type: 'say', agent, text }),
-    caller: (text) => events.push({ type: 'caller', text }),
-    end: (reason) => events.push({ type: 'end', reason }),
+    transition: (t) => push({ type: 'transition', ...t }),
+    refusal: (r) => push({ type: 'refusal', code: r.code, ...(r.to ? { to: r.to } : {}) }),
+    agent: (agent) => push({ type: 'agent', agent }),
+    say: (agent, text) => push({ type: 'say', agent, text }),
+    caller: (text) => push({ type: 'caller', text }),
+    end: (reason) => push({ type: 'end', reason }),
   };
 }
 
@@ -87,6 +96,9 @@ export interface TestCallOptions {
   extraTools?: (agent: AgentName) => AnyFunctionTool[];
   observer?: CallObserver;
   speech?: 'say' | 'generate';
+  telephony?: CallTelephony;
+  humanNumbers?: Partial<Record<AgentName, string>>;
+  keypad?: KeypadMap;
 }
 
 /** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
@@ -94,7 +106,8 @@ export async function startTestCall(options: TestCallOptions = {}) {
   const model = options.llm ?? new ScriptedLLM(scriptedBrain(options.script));
   const session = new voice.AgentSession({ llm: model });
   const events: ObservedEvent[] = [];
-  const recorder = recordingObserver(events);
+  const waiters = new Set<() => void>();
+  const recorder = recordingObserver(events, () => waiters.forEach((check) => check()));
   const bridge = new CallBridge({
     session,
     companyName: 'Acme',
@@ -102,6 +115,9 @@ export async function startTestCall(options: TestCallOptions = {}) {
     observer: mergeObservers(recorder, options.observer),
     ...(options.extraTools ? { extraTools: options.extraTools } : {}),
     ...(options.speech ? { speech: options.speech } : {}),
+    ...(options.telephony ? { telephony: options.telephony } : {}),
+    ...(options.humanNumbers ? { humanNumbers: options.humanNumbers } : {}),
+    ...(options.keypad ? { keypad: options.keypad } : {}),
   });
   await bridge.start(options.caller ? { caller: options.caller } : {});
   await bridge.settled();
@@ -113,6 +129,22 @@ export async function startTestCall(options: TestCallOptions = {}) {
     /** The caller says `text`; resolves when the agents have finished answering. */
     say: (text: string) => session.run({ userInput: text }).wait(),
     agents: () => events.filter((e) => e.type === 'agent').map((e) => e.agent),
+    /** Resolve when `ready()` holds, re-checked on every observed call event. */
+    until: (ready: () => boolean, what = 'condition', boundMs = 5_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (ready()) return resolve();
+        const check = () => {
+          if (!ready()) return;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`never saw ${what}`));
+        }, boundMs);
+        waiters.add(check);
+      }),
     said: (agent: AgentName) =>
       events
         .filter((e) => e.type === 'say' && e.agent === agent)
@@ -412,6 +444,7 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
     'SIP/UpdateSIPDispatchRule': (body) => {
       const rule = dispatchRules.find((r) => r.sipDispatchRuleId === body.sipDispatchRuleId);
       if (!rule) throw new Error('no such dispatch rule');
+      if (body.replace) return Object.assign(rule, body.replace);
       const fields = (body.update ?? {}) as Record<string, unknown>;
       for (const [key, value] of Object.entries(fields)) {
         rule[key] = key === 'trunkIds' ? applyUpdate(rule[key], value) : value;
@@ -436,6 +469,7 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
   function updateTrunk(list: Record<string, unknown>[], body: Record<string, unknown>) {
     const trunk = list.find((t) => t.sipTrunkId === body.sipTrunkId);
     if (!trunk) throw new Error('no such trunk');
+    if (body.replace) return Object.assign(trunk, body.replace);
     const fields = (body.update ?? {}) as Record<string, unknown>;
     for (const [key, value] of Object.entries(fields)) {
       trunk[key] = ['numbers', 'allowedAddresses', 'allowedNumbers'].includes(key)
