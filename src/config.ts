@@ -50,6 +50,8 @@ const EnvSchema = z.object({
   INSPECT_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
   INSPECT_HOST: optionalString,
   INSPECT_PII: flag,
+  // Set by npm to the script being run: `npm run dev` inspects by default.
+  npm_lifecycle_event: optionalString,
   VOBIZ_SIP_DOMAIN: optionalString,
   VOBIZ_USERNAME: optionalString,
   VOBIZ_PASSWORD: optionalString,
@@ -98,7 +100,7 @@ export interface Config {
   logPii: boolean;
   /** Live statecharts of calls in a viewer (`npm run inspector`); see src/inspection/. */
   inspect: {
-    /** `off` (default; `npm run dev` sets local), `local`, or `stately` (Stately's hosted UI). */
+    /** `off`, `local`, or `stately` (Stately's hosted UI). Default: local under `npm run dev`. */
     mode: 'off' | 'local' | 'stately';
     /** Where the viewer listens and inspectors connect. */
     port: number;
@@ -183,7 +185,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,
     inspect: {
-      mode: e.INSPECT ?? 'off',
+      mode: e.INSPECT ?? (e.npm_lifecycle_event === 'dev' ? 'local' : 'off'),
       port: e.INSPECT_PORT ?? 4747,
       host: e.INSPECT_HOST ?? '127.0.0.1',
       pii: e.INSPECT_PII,

@@ -12,15 +12,18 @@ import { parseArgs } from 'node:util';
 import { type llm, voice } from '@livekit/agents';
 import { CallBridge, type CallObserver } from './bridge.js';
 import { ConfigError, hasOpenAI, loadConfig } from './config.js';
+import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
 
-const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai] [--caller NUMBER]
+const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai] [--caller NUMBER] [--inspect]
   --script FILE   caller lines, one per line; the call ends after the last line
   --json          JSON Lines on stdout, one object per event
   --model NAME    offline (keyword rules, no network) or openai; default: openai when
                   OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline
-  --caller NUMBER the caller's phone number, as a SIP call would provide it`;
+  --caller NUMBER the caller's phone number, as a SIP call would provide it
+  --inspect       show the call live in the viewer (npm run inspector; INSPECT=stately for
+                  Stately's), redacted unless INSPECT_PII=1`;
 
 /** A bad flag or file: printed as one line with the usage, exit code 2. */
 class UsageError extends Error {}
@@ -30,6 +33,7 @@ interface ConsoleOptions {
   json: boolean;
   model: 'offline' | 'openai';
   caller: string | undefined;
+  inspect: boolean;
 }
 
 function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions | 'help' {
@@ -44,6 +48,7 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
         json: { type: 'boolean', default: false },
         model: { type: 'string' },
         caller: { type: 'string' },
+        inspect: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -60,7 +65,13 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
       '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
     );
   }
-  return { script: values.script, json: values.json, model, caller: values.caller };
+  return {
+    script: values.script,
+    json: values.json,
+    model,
+    caller: values.caller,
+    inspect: values.inspect,
+  };
 }
 
 async function readScript(path: string): Promise<string[]> {
@@ -136,6 +147,14 @@ async function runCall(options: ConsoleOptions): Promise<void> {
       out(`Caller: ${config.logPii ? options.caller : maskPhoneNumber(options.caller)}`);
   }
 
+  // --inspect: local unless INSPECT=stately. With no viewer running the call is unaffected.
+  const inspection = createCallInspection({
+    ...config.inspect,
+    mode: !options.inspect ? 'off' : config.inspect.mode === 'stately' ? 'stately' : 'local',
+    app: 'console',
+  });
+  if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
+
   // Text only: no STT, TTS or VAD, and no room.
   const session = new voice.AgentSession({ llm: model });
   const bridge = new CallBridge({
@@ -144,6 +163,7 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     maxHandoffs: config.maxHandoffs,
     logger,
     observer: options.json ? jsonObserver(emit) : textObserver(out, lines !== undefined),
+    ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
   });
   await bridge.start(options.caller ? { caller: { number: options.caller } } : {});
   await bridge.settled();
@@ -172,6 +192,7 @@ async function runCall(options: ConsoleOptions): Promise<void> {
   bridge.callerHungUp();
   await bridge.done;
   await model.aclose();
+  await inspection.dispose();
 }
 
 export async function main(argv: string[]): Promise<number> {
