@@ -72,6 +72,12 @@ export function fixedLineInstructions(text: string): string {
 }
 const FIXED_LINE_PREFIX = 'Say exactly this, and nothing else:';
 
+/** The first words after resuming a call whose worker stopped: pick up, do not greet again. */
+export const RESUME_INSTRUCTIONS =
+  'Resuming: the call was briefly interrupted on our side. In one short sentence, apologise for ' +
+  'the interruption and pick up exactly where the conversation above left off. Do not greet ' +
+  'the caller again and do not ask them to repeat anything.';
+
 export interface CallAgentOptions {
   name: AgentName;
   instructions: string;

@@ -13,6 +13,12 @@
  *
  * After the end nothing is activated: a switch already queued in the session is skipped by the
  * session itself while closing, and `onEnter` of a late agent does nothing.
+ *
+ * Dispatch mode (a `handover` transport): instead of switching in process, the bridge speaks a
+ * short bridge line, sends the machine's snapshot as the payload to the department's worker,
+ * waits until it has joined and then leaves; if it never joins it says so and switches in
+ * process after all. A bridge built with `restore` starts from such a payload (or from the
+ * snapshot kept in the room after a crash): no greeting, the state's agent speaks first.
  */
 import { type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
@@ -20,6 +26,7 @@ import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
 import {
   AGENT_NAMES,
+  activeAgentOf,
   type AgentName,
   type CallContext,
   type CallEvent,
@@ -32,11 +39,20 @@ import {
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import {
   CallAgent,
+  RESUME_INSTRUCTIONS,
   fixedLineInstructions,
   handoffBrief,
   instructionsFor,
   openingInstructions,
 } from './agents.js';
+import { type HistoryLine, encodePayload } from './handoffPayload.js';
+import {
+  type HandoverTransport,
+  type RestorePoint,
+  type SnapshotStore,
+  historyLines,
+  restoredChatContext,
+} from './handover.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalMessage } from './tools.js';
@@ -49,6 +65,8 @@ export interface CallObserver {
   agent?(name: AgentName): void;
   say?(agent: AgentName, text: string): void;
   caller?(text: string): void;
+  /** Dispatch mode: the call's payload was sent to `agent`'s worker. */
+  dispatch?(agent: AgentName, bytes: number): void;
   end?(reason: string): void;
 }
 
@@ -77,6 +95,12 @@ export interface CallBridgeOptions {
   speech?: 'say' | 'generate';
   /** How many recent conversation items the next agent receives. */
   historyItems?: number;
+  /** Dispatch mode: hand the call to another worker instead of switching in process. */
+  handover?: HandoverTransport;
+  /** Start from a payload (dispatch mode, or a crash) instead of a new call. */
+  restore?: RestorePoint;
+  /** Keeps the latest snapshot outside this process (the room), for crash recovery. */
+  snapshotStore?: SnapshotStore;
 }
 
 export interface CallStartOptions {
@@ -107,6 +131,7 @@ export class CallBridge implements CallControl {
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
+  #handedOver = false;
   #actorStarted = false;
   #sessionClosed = false;
   #lastState: CallStateName | null = null;
@@ -135,6 +160,7 @@ export class CallBridge implements CallControl {
     });
     this.actor = createActor(machine, {
       input: { maxHandoffs: options.maxHandoffs, humanTransfers: this.#humanTransfers() },
+      ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
         this.#observeMachine(event);
         options.inspect?.(event);
@@ -147,10 +173,12 @@ export class CallBridge implements CallControl {
       if (text === '') return;
       if (item.role === 'user') this.#notify('caller', text);
       else if (item.role === 'assistant') this.#notify('say', this.#speaking ?? 'reception', text);
+      // A resumed call should know the latest words too, not only those before the last transition.
+      this.#saveSnapshot();
     });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
       this.#sessionClosed = true;
-      if (this.actor.getSnapshot().status !== 'active') return;
+      if (this.#handedOver || this.actor.getSnapshot().status !== 'active') return;
       // The session closed under us: the room's caller left, or the job is shutting down.
       if (reason === voice.CloseReason.PARTICIPANT_DISCONNECTED) this.callerHungUp();
       else this.actor.send({ type: 'end.requested', reason: `session closed: ${reason}` });
@@ -166,17 +194,25 @@ export class CallBridge implements CallControl {
     return callStateOf(this.actor.getSnapshot());
   }
 
-  /** Start the session with reception, start the machine, and greet. */
+  /**
+   * Start the session with reception, start the machine, and greet. A restored call starts with
+   * its state's agent instead, which speaks first; nobody is greeted again.
+   */
   async start(options: CallStartOptions = {}): Promise<void> {
-    const reception = this.#buildAgent('reception', null);
-    this.#requested = reception;
+    const restore = this.#options.restore;
+    const context = this.actor.getSnapshot().context;
+    const first = restore
+      ? this.#buildAgent(activeAgentOf(this.actor.getSnapshot()) ?? 'reception', context, restore)
+      : this.#buildAgent('reception', null);
+    this.#requested = first;
     await this.#session.start({
-      agent: reception,
+      agent: first,
       ...(options.room ? { room: options.room } : {}),
       ...(options.inputOptions ? { inputOptions: options.inputOptions } : {}),
       ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
     });
     this.#startActor();
+    if (restore) return;
     this.actor.send({
       type: 'call.started',
       ...(options.caller ? { caller: options.caller } : {}),
@@ -226,20 +262,22 @@ export class CallBridge implements CallControl {
     await Promise.all([this.#effects, this.#closing]);
   }
 
-  #buildAgent(name: AgentName, context: CallContext | null): CallAgent {
-    const handoff = context?.handoffs.at(-1);
+  #buildAgent(name: AgentName, context: CallContext | null, restore?: RestorePoint): CallAgent {
+    const handoff = restore ? (restore.handoff ?? undefined) : context?.handoffs.at(-1);
     const brief = handoff && handoff.to === name ? handoff : undefined;
-    const chatCtx = context
-      ? this.#session.history
-          .copy({
-            excludeInstructions: true,
-            excludeFunctionCall: true,
-            excludeHandoff: true,
-            excludeConfigUpdate: true,
-            excludeEmptyMessage: true,
-          })
-          .truncate(this.#historyItems)
-      : undefined;
+    const chatCtx = restore
+      ? restoredChatContext(restore.history)
+      : context
+        ? this.#session.history
+            .copy({
+              excludeInstructions: true,
+              excludeFunctionCall: true,
+              excludeHandoff: true,
+              excludeConfigUpdate: true,
+              excludeEmptyMessage: true,
+            })
+            .truncate(this.#historyItems)
+        : undefined;
     const tts = this.#options.ttsFor?.(name);
     return new CallAgent({
       name,
@@ -259,12 +297,24 @@ export class CallBridge implements CallControl {
         this.#speaking = name;
         this.#notify('agent', name);
         if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
+        else if (restore?.resumed)
+          agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
       },
     });
   }
 
   #activate(name: AgentName, context: CallContext): void {
     if (this.#ended || name === this.#requested?.callAgent) return;
+    if (this.#options.handover) {
+      // The old agent stays silent from now on; the effect runs after this transition.
+      this.#requested?.retire();
+      this.#enqueue('handover', () => this.#handOver(name, context));
+      return;
+    }
+    this.#switchInProcess(name, context);
+  }
+
+  #switchInProcess(name: AgentName, context: CallContext): void {
     try {
       const agent = this.#buildAgent(name, context);
       this.#requested?.retire();
@@ -274,6 +324,59 @@ export class CallBridge implements CallControl {
     } catch (error) {
       this.#log.error({ err: error, agent: name }, 'agent switch failed');
     }
+  }
+
+  /**
+   * Dispatch mode: bridge line, payload to the department's worker, wait for it to join, leave.
+   * If it never joins, say so and switch in process: the caller is never left alone.
+   */
+  async #handOver(name: AgentName, context: CallContext): Promise<void> {
+    const team = name === 'reception' ? 'reception' : `our ${name} team`;
+    await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
+    if (this.#ended) return;
+    const payload = encodePayload(
+      this.actor.getPersistedSnapshot() as never,
+      context.handoffs.at(-1) ?? null,
+      this.#historyLines(),
+    );
+    this.#notify('dispatch', name, Buffer.byteLength(payload, 'utf8'));
+    const outcome = await this.#options.handover!.handOver(payload, name);
+    if (this.#ended) return;
+    if (outcome === 'joined') {
+      // The call and its machine now live in the other worker: this one leaves.
+      this.#ended = true;
+      this.#handedOver = true;
+      this.actor.stop();
+      await this.#session.close();
+      this.#log.info({ to: name }, 'call handed over');
+      this.#resolveDone({ reason: 'handed-over', context });
+      return;
+    }
+    this.#log.warn({ to: name }, 'specialist worker never joined; switching in process');
+    await this.#speak(
+      `Sorry, ${team} could not pick up on their line, so I'll bring them in here.`,
+      false,
+    ).waitForPlayout();
+    if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context);
+  }
+
+  /** Crash recovery: the latest snapshot and words, kept outside this process. */
+  #saveSnapshot(): void {
+    const store = this.#options.snapshotStore;
+    if (!store || this.#handedOver || !this.#actorStarted) return;
+    const snapshot = this.actor.getPersistedSnapshot() as never;
+    try {
+      store.save(
+        encodePayload(snapshot, null, this.#historyLines()),
+        this.actor.getSnapshot().status === 'done',
+      );
+    } catch (error) {
+      this.#log.warn({ err: error }, 'snapshot not saved');
+    }
+  }
+
+  #historyLines(): HistoryLine[] {
+    return historyLines(this.#session.history);
   }
 
   async #greet(): Promise<void> {
@@ -387,6 +490,7 @@ export class CallBridge implements CallControl {
       this.#notify('transition', { from: this.#lastState, to: state, event: event.event.type });
     }
     this.#lastState = state;
+    this.#saveSnapshot();
     const refusals = snapshot.context.refusals;
     for (; this.#refusalCount < refusals.length; this.#refusalCount++) {
       this.#notify('refusal', refusals[this.#refusalCount]!);

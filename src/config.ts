@@ -65,6 +65,10 @@ const EnvSchema = z.object({
   TRANSFER_SALES: optionalString,
   DEFAULT_TRANSFER_NUMBER: optionalString,
   KEYPAD_MAP: optionalString,
+  HANDOFF_MODE: optionalString.pipe(z.enum(['in-process', 'dispatch']).optional()),
+  HANDOFF_JOIN_TIMEOUT_MS: optionalString.pipe(
+    z.coerce.number().int().min(1000).max(60_000).optional(),
+  ),
 });
 
 export interface Config {
@@ -109,6 +113,12 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
+  handoff: {
+    /** in-process: agents switch inside one session. dispatch: each department is a worker. */
+    mode: 'in-process' | 'dispatch';
+    /** How long to wait for the department's worker to join before switching in process. */
+    joinTimeoutMs: number;
+  };
 }
 
 export interface TelephonyConfig {
@@ -191,6 +201,10 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
+    handoff: {
+      mode: e.HANDOFF_MODE ?? 'in-process',
+      joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,
+    },
   };
 }
 

@@ -9,21 +9,26 @@
 import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { type llm, voice } from '@livekit/agents';
-import { CallBridge, type CallObserver } from './bridge.js';
+import type { llm } from '@livekit/agents';
+import type { CallObserver } from './bridge.js';
+import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { ConfigError, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
 
-const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai] [--caller NUMBER] [--inspect]
+const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
+                      [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
   --script FILE   caller lines, one per line; the call ends after the last line
   --json          JSON Lines on stdout, one object per event
   --model NAME    offline (keyword rules, no network) or openai; default: openai when
                   OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline
   --caller NUMBER the caller's phone number, as a SIP call would provide it
   --inspect       show the call live in the viewer (npm run inspector; INSPECT=stately for
-                  Stately's), redacted unless INSPECT_PII=1`;
+                  Stately's), redacted unless INSPECT_PII=1
+  --handoff-mode  in-process (default): agents switch inside one session; dispatch: each
+                  handoff starts the next agent in a fresh session from the serialised payload
+                  alone, as a separate worker would`;
 
 /** A bad flag or file: printed as one line with the usage, exit code 2. */
 class UsageError extends Error {}
@@ -34,6 +39,7 @@ interface ConsoleOptions {
   model: 'offline' | 'openai';
   caller: string | undefined;
   inspect: boolean;
+  handoffMode: HandoffMode;
 }
 
 function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions | 'help' {
@@ -49,6 +55,7 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
         model: { type: 'string' },
         caller: { type: 'string' },
         inspect: { type: 'boolean', default: false },
+        'handoff-mode': { type: 'string', default: 'in-process' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -65,12 +72,17 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
       '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
     );
   }
+  const handoffMode = values['handoff-mode'];
+  if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
+    throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
+  }
   return {
     script: values.script,
     json: values.json,
     model,
     caller: values.caller,
     inspect: values.inspect,
+    handoffMode,
   };
 }
 
@@ -99,6 +111,7 @@ function jsonObserver(emit: Emit): CallObserver {
     agent: (agent) => emit({ type: 'agent', agent }),
     say: (agent, text) => emit({ type: 'say', agent, text }),
     caller: (text) => emit({ type: 'caller', text }),
+    dispatch: (agent, bytes) => emit({ type: 'dispatch', agent, bytes }),
     end: (reason) => emit({ type: 'end', reason }),
   };
 }
@@ -112,6 +125,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
     caller: (text) => {
       if (echoCaller) write(`${'caller'.padStart(9)} › ${text}`);
     },
+    dispatch: (agent, bytes) => write(`  · handed to the ${agent} worker (${bytes}-byte payload)`),
     end: (reason) => write(`  · call ended: ${reason}`),
   };
 }
@@ -128,7 +142,8 @@ async function runCall(options: ConsoleOptions): Promise<void> {
 
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const emit: Emit = (event) => out(JSON.stringify(event));
-  const model: llm.LLM = options.model === 'openai' ? createOpenAILLM(config) : createOfflineLLM();
+  const createModel = (): llm.LLM =>
+    options.model === 'openai' ? createOpenAILLM(config) : createOfflineLLM();
   const modelLabel =
     options.model === 'openai'
       ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
@@ -156,22 +171,20 @@ async function runCall(options: ConsoleOptions): Promise<void> {
   if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
 
   // Text only: no STT, TTS or VAD, and no room.
-  const session = new voice.AgentSession({ llm: model });
-  const bridge = new CallBridge({
-    session,
+  const call = new ConsoleCall({
+    createModel,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
     observer: options.json ? jsonObserver(emit) : textObserver(out, lines !== undefined),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
+    handoffMode: options.handoffMode,
   });
-  await bridge.start(options.caller ? { caller: { number: options.caller } } : {});
-  await bridge.settled();
+  await call.start(options.caller ? { number: options.caller } : undefined);
 
   const say = async (line: string) => {
-    if (bridge.actor.getSnapshot().status !== 'active') return;
     try {
-      await session.run({ userInput: line }).wait();
+      await call.say(line);
     } catch (error) {
       logger.error({ err: error }, 'turn failed');
     }
@@ -181,17 +194,17 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     for (const line of lines) await say(line);
   } else {
     const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
-    input.on('close', () => bridge.callerHungUp());
-    bridge.done.then(() => input.close()).catch(() => {});
+    input.on('close', () => call.hangUp());
+    call.done.then(() => input.close()).catch(() => {});
     for await (const line of input) {
       if (line.trim() !== '') await say(line.trim());
-      if (bridge.actor.getSnapshot().status !== 'active') break;
+      if (!call.active) break;
     }
   }
   // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
-  bridge.callerHungUp();
-  await bridge.done;
-  await model.aclose();
+  call.hangUp();
+  await call.done;
+  await call.close();
   await inspection.dispose();
 }
 

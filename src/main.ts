@@ -6,24 +6,44 @@
  *
  * The worker registers with an `agentName`, so calls reach it only by explicit dispatch (the
  * SIP dispatch rule names it); set AGENT_NAME to run several flows on one LiveKit project.
+ *
+ *   HANDOFF_MODE=dispatch npm start -- --department billing    the billing department's worker
  */
 import { fileURLToPath } from 'node:url';
 import { ServerOptions, cli, defineAgent } from '@livekit/agents';
+import { type Department, isDepartment } from '../machines/callMachine.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
+import { workerNameFor } from './roomHandover.js';
 import { prewarm, runCallJob } from './worker.js';
 
 export default defineAgent({ prewarm, entry: runCallJob });
 
 const WORKER_COMMANDS = new Set(['start', 'dev', 'connect']);
 
+/**
+ * `--department billing` (HANDOFF_MODE=dispatch): run the billing department's worker, under
+ * AGENT_NAME-billing, from the same codebase. It is taken out of argv before the LiveKit CLI
+ * parses the rest.
+ */
+function takeDepartment(argv: string[]): Department | undefined {
+  const at = argv.indexOf('--department');
+  if (at === -1) return undefined;
+  const value = argv[at + 1] ?? '';
+  argv.splice(at, 2);
+  if (!isDepartment(value)) {
+    throw new ConfigError(`--department must be billing, support or sales, not "${value}"`);
+  }
+  return value;
+}
+
 // Job processes import this file too: only the command line starts the worker.
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
+    const department = takeDepartment(process.argv);
     const config = loadConfig();
     if (WORKER_COMMANDS.has(process.argv[2] ?? '')) requireWorkerCredentials(config);
-    cli.runApp(
-      new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: config.agentName }),
-    );
+    const agentName = workerNameFor(config.agentName, department ?? 'reception');
+    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName }));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -5,7 +5,16 @@
 import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
-import { SipClient } from 'livekit-server-sdk';
+import { AgentDispatchClient, RoomServiceClient, SipClient } from 'livekit-server-sdk';
+import { AGENT_NAMES } from '../machines/callMachine.js';
+import { type RestorePoint, restoreFromPayload } from './handover.js';
+import {
+  LiveKitHandover,
+  type RoomLike,
+  RoomSnapshotStore,
+  readRoomSnapshot,
+  waitForCaller,
+} from './roomHandover.js';
 import type { Logger } from 'pino';
 import { CallBridge, type CallObserver } from './bridge.js';
 import { type Config, loadConfig, requireVariables } from './config.js';
@@ -59,6 +68,29 @@ function createSession(config: Config, proc: JobProcess) {
   return { session, ttsFor };
 }
 
+/**
+ * Where this job's call starts from: a handoff payload in the dispatch metadata (dispatch mode),
+ * or a snapshot left in the room by a worker that stopped (crash recovery); null for a new call.
+ */
+function restorationFor(ctx: JobContext, config: Config, logger: Logger): RestorePoint | null {
+  const input = {
+    maxHandoffs: config.maxHandoffs,
+    humanTransfers: AGENT_NAMES.filter((a) => config.telephony.humanNumbers[a] !== undefined),
+  };
+  const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input);
+  const fromRoom = fromDispatch
+    ? null
+    : restoreFromPayload(readRoomSnapshot(ctx.room.metadata) ?? '', true, input);
+  const restoration = fromDispatch ?? fromRoom;
+  if (!restoration) return null;
+  if (!restoration.ok) {
+    logger.warn({ reason: restoration.reason }, 'snapshot not restorable; continuing from intent');
+  } else {
+    logger.info({ resumed: restoration.restore.resumed }, 'call restored from snapshot');
+  }
+  return restoration.restore;
+}
+
 export async function runCallJob(ctx: JobContext): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({
@@ -68,10 +100,17 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   }).child({ room: ctx.room.name });
 
   await ctx.connect();
-  const sip = new SipClient(config.livekit.url!, config.livekit.apiKey!, config.livekit.apiSecret!);
   const roomName = ctx.room.name ?? ctx.job.room?.name ?? '';
   const dial = decodeDialRequest(ctx.job.metadata);
   const calleeIdentity = dial ? `callee-${dial.phoneNumber.replace(/\D/g, '')}` : undefined;
+  const restoration = dial ? null : restorationFor(ctx, config, logger);
+  // main.ts checked these before the worker started.
+  const [url, apiKey, apiSecret] = [
+    config.livekit.url!,
+    config.livekit.apiKey!,
+    config.livekit.apiSecret!,
+  ];
+  const sip = new SipClient(url, apiKey, apiSecret);
   const { session, ttsFor } = createSession(config, ctx.proc);
   // INSPECT=local|stately (`npm run dev` sets local): this call, live in `npm run inspector`.
   const inspection = createCallInspection({ ...config.inspect, app: 'worker' });
@@ -93,8 +132,27 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     },
     humanNumbers: config.telephony.humanNumbers,
     keypad: config.telephony.keypad,
+    ...(restoration ? { restore: restoration } : {}),
+    // Crash recovery: the latest snapshot lives in the room, not in this process.
+    snapshotStore: new RoomSnapshotStore(
+      new RoomServiceClient(url, apiKey, apiSecret),
+      roomName,
+      (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
+    ),
+    ...(config.handoff.mode === 'dispatch'
+      ? {
+          handover: new LiveKitHandover(
+            new AgentDispatchClient(url, apiKey, apiSecret),
+            ctx.room as unknown as RoomLike,
+            roomName,
+            config.agentName,
+            config.handoff.joinTimeoutMs,
+          ),
+        }
+      : {}),
   });
-  void bridge.done.then(() => ctx.shutdown('call ended'));
+  // Ended, or handed over to another department's worker: this job leaves the room.
+  void bridge.done.then(({ reason }) => ctx.shutdown(reason));
 
   if (dial) {
     requireVariables(
@@ -110,7 +168,10 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     });
     if (!answered) return; // ended with no-answer, busy or failed; the job shuts down
   }
-  const participant = await ctx.waitForParticipant(calleeIdentity);
+  // Not "the first participant": in dispatch mode the previous worker's agent is still here.
+  const participant = calleeIdentity
+    ? await ctx.waitForParticipant(calleeIdentity)
+    : await waitForCaller(ctx.room);
   callerIdentity = participant.identity;
   const caller = callerFromParticipant(participant);
   logger.info({ caller }, 'caller joined');

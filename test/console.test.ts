@@ -104,6 +104,24 @@ describe('console --script --json', () => {
     });
   });
 
+  it('--handoff-mode dispatch starts each specialist from the payload alone, one dispatch per handoff', async () => {
+    const run = await runConsole(['--script', SCRIPT, '--json', '--handoff-mode', 'dispatch']);
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    expectBillingThenSupport(events);
+    const dispatches = events.filter((e) => e.type === 'dispatch');
+    expect(dispatches.map((e) => e.agent)).toEqual(['billing', 'support']);
+    for (const d of dispatches) expect(d.bytes).toBeGreaterThan(200);
+    // Each dispatch comes after its transition and before the specialist is on the line.
+    const at = (pred: (e: Record<string, unknown>) => boolean) => events.findIndex(pred);
+    expect(at((e) => e.type === 'dispatch' && e.agent === 'billing')).toBeGreaterThan(
+      at((e) => e.type === 'transition' && e.to === 'billing'),
+    );
+    expect(at((e) => e.type === 'dispatch' && e.agent === 'billing')).toBeLessThan(
+      at((e) => e.type === 'agent' && e.agent === 'billing'),
+    );
+  });
+
   it('hangs up after the last line when the script has no goodbye', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'console-'));
     const file = join(dir, 'sales.txt');
@@ -132,6 +150,7 @@ describe('console errors', () => {
   it.each([
     [['--bogus'], /Unknown option '--bogus'/],
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
+    [['--handoff-mode', 'relay'], /--handoff-mode must be "in-process" or "dispatch"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
     [
       ['--script', '/nonexistent/calls.txt'],

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { type llm, voice } from '@livekit/agents';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { CallBridge, type CallObserver } from '../src/bridge.js';
+import type { HandoverTransport, RestorePoint, SnapshotStore } from '../src/handover.js';
 import type { KeypadMap } from '../src/keypad.js';
 import type { CallTelephony } from '../src/telephony.js';
 import type { AnyFunctionTool } from '../src/tools.js';
@@ -51,6 +52,12 @@ export function scriptedBrain(script: Record<string, ScriptEntry> = {}): Brain {
     const reason = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
     if (request.instructions.includes('Opening:') && reason) {
       return { text: `${self} here, about ${reason[1]}.` };
+    }
+    if (request.instructions.includes('Resuming:')) {
+      const lastCaller = request.messages.filter((m) => m.role === 'user').at(-1);
+      return {
+        text: `${self} again, sorry about that. You were saying: ${lastCaller?.role === 'user' ? lastCaller.text : ''}`,
+      };
     }
     if (request.instructions.includes('did not go through')) {
       return { text: 'Sorry, the transfer did not go through. I will keep helping you.' };
@@ -99,6 +106,9 @@ export interface TestCallOptions {
   telephony?: CallTelephony;
   humanNumbers?: Partial<Record<AgentName, string>>;
   keypad?: KeypadMap;
+  handover?: HandoverTransport;
+  restore?: RestorePoint;
+  snapshotStore?: SnapshotStore;
 }
 
 /** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
@@ -118,6 +128,9 @@ export async function startTestCall(options: TestCallOptions = {}) {
     ...(options.telephony ? { telephony: options.telephony } : {}),
     ...(options.humanNumbers ? { humanNumbers: options.humanNumbers } : {}),
     ...(options.keypad ? { keypad: options.keypad } : {}),
+    ...(options.handover ? { handover: options.handover } : {}),
+    ...(options.restore ? { restore: options.restore } : {}),
+    ...(options.snapshotStore ? { snapshotStore: options.snapshotStore } : {}),
   });
   await bridge.start(options.caller ? { caller: options.caller } : {});
   await bridge.settled();
@@ -390,6 +403,8 @@ export interface LiveKitApiStandIn {
   inboundTrunks: Record<string, unknown>[];
   outboundTrunks: Record<string, unknown>[];
   dispatchRules: Record<string, unknown>[];
+  /** Room metadata as last written (UpdateRoomMetadata). */
+  roomMetadata: Map<string, string>;
   /** Answer the next call of `method` with `outcome` (FIFO); unscripted calls succeed. */
   script(method: string, outcome: TwirpOutcome): void;
   /**
@@ -407,6 +422,7 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
   const inboundTrunks: Record<string, unknown>[] = [];
   const outboundTrunks: Record<string, unknown>[] = [];
   const dispatchRules: Record<string, unknown>[] = [];
+  const roomMetadata = new Map<string, string>();
   let ids = 0;
   const id = (prefix: string) => `${prefix}_${(++ids).toString().padStart(4, '0')}`;
 
@@ -458,6 +474,11 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
       sipCallId: id('SCL'),
     }),
     'SIP/TransferSIPParticipant': () => ({}),
+    'AgentDispatchService/DeleteDispatch': () => ({}),
+    'RoomService/UpdateRoomMetadata': (body) => {
+      roomMetadata.set(body.room as string, body.metadata as string);
+      return { name: body.room, metadata: body.metadata };
+    },
     'AgentDispatchService/CreateDispatch': (body) => ({
       id: id('AD'),
       agentName: body.agentName,
@@ -534,6 +555,7 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
     inboundTrunks,
     outboundTrunks,
     dispatchRules,
+    roomMetadata,
     script: (method, outcome) => {
       scripted.set(method, [...(scripted.get(method) ?? []), outcome]);
     },

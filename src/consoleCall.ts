@@ -1,0 +1,131 @@
+/**
+ * One console call, in either handoff mode. In process, it is one session and one bridge. In
+ * dispatch mode every handoff starts a fresh session and bridge from the serialised payload
+ * alone, exactly as a separate worker would, and the caller's next words go to it.
+ */
+import { type llm, voice } from '@livekit/agents';
+import type { Logger } from 'pino';
+import type { InspectionEvent } from 'xstate';
+import type { AgentName, CallerInfo } from '../machines/callMachine.js';
+import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
+import { type RestorePoint, restoreFromPayload } from './handover.js';
+
+export type HandoffMode = 'in-process' | 'dispatch';
+
+export interface ConsoleCallOptions {
+  createModel: () => llm.LLM;
+  companyName: string;
+  maxHandoffs: number;
+  logger: Logger;
+  observer: CallObserver;
+  inspect?: (event: InspectionEvent) => void;
+  handoffMode: HandoffMode;
+}
+
+interface Leg {
+  session: voice.AgentSession;
+  bridge: CallBridge;
+  model: llm.LLM;
+  /** Resolves when this leg's agent has said something. */
+  firstWords: Promise<void>;
+}
+
+export class ConsoleCall {
+  /** Resolves with the end of the call (not of a leg that handed over). */
+  readonly done: Promise<CallEnd>;
+  #current: Leg;
+  readonly #legs: Leg[] = [];
+  readonly #options: ConsoleCallOptions;
+  #resolveDone!: (end: CallEnd) => void;
+
+  constructor(options: ConsoleCallOptions) {
+    this.#options = options;
+    this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    this.#current = this.#leg();
+  }
+
+  get active(): boolean {
+    return this.#current.bridge.actor.getSnapshot().status === 'active';
+  }
+
+  async start(caller?: CallerInfo): Promise<void> {
+    await this.#current.bridge.start(caller ? { caller } : {});
+    await this.#settled();
+  }
+
+  /** The caller says `line`; resolves when every agent involved has answered. */
+  async say(line: string): Promise<void> {
+    if (!this.active) return;
+    await this.#current.session.run({ userInput: line }).wait();
+    await this.#settled();
+  }
+
+  hangUp(): void {
+    this.#current.bridge.callerHungUp();
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#legs.map((leg) => leg.model.aclose()));
+  }
+
+  /** Wait for queued effects, following the call into a new leg when it was handed over. */
+  async #settled(): Promise<void> {
+    let leg: Leg;
+    do {
+      leg = this.#current;
+      await leg.bridge.settled();
+    } while (leg !== this.#current);
+  }
+
+  #leg(restore?: RestorePoint): Leg {
+    const model = this.#options.createModel();
+    const session = new voice.AgentSession({ llm: model });
+    let spoke!: () => void;
+    const firstWords = new Promise<void>((resolve) => (spoke = resolve));
+    const observer: CallObserver = {
+      ...this.#options.observer,
+      say: (agent, text) => {
+        this.#options.observer.say?.(agent, text);
+        spoke();
+      },
+    };
+    const options: CallBridgeOptions = {
+      session,
+      companyName: this.#options.companyName,
+      maxHandoffs: this.#options.maxHandoffs,
+      logger: this.#options.logger,
+      observer,
+      ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
+      ...(restore ? { restore } : {}),
+      ...(this.#options.handoffMode === 'dispatch'
+        ? { handover: { handOver: (payload, to) => this.#handOver(payload, to) } }
+        : {}),
+    };
+    const bridge = new CallBridge(options);
+    const leg = { session, bridge, model, firstWords };
+    this.#legs.push(leg);
+    void bridge.done.then((end) => {
+      if (end.reason !== 'handed-over') this.#resolveDone(end);
+    });
+    return leg;
+  }
+
+  /** The "specialist worker": a new session and bridge from nothing but the payload. */
+  async #handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'> {
+    const restoration = restoreFromPayload(payload, false, {
+      maxHandoffs: this.#options.maxHandoffs,
+      humanTransfers: [],
+    });
+    if (!restoration) return 'timeout';
+    if (!restoration.ok) {
+      this.#options.logger.warn({ reason: restoration.reason }, 'payload not restorable');
+    }
+    const next = this.#leg(restoration.restore);
+    this.#options.logger.info({ to }, 'specialist leg started from payload');
+    await next.bridge.start();
+    this.#current = next;
+    // Joined once the specialist has spoken its first words: the caller's next line follows them.
+    await Promise.race([next.firstWords, next.bridge.done]);
+    return 'joined';
+  }
+}

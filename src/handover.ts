@@ -1,0 +1,105 @@
+/**
+ * Moving a call between processes: dispatch-mode handoffs (the payload goes to the department's
+ * worker) and crash recovery (the latest snapshot is kept in the room). The bridge uses these;
+ * the worker and the console provide the transports.
+ */
+import { llm } from '@livekit/agents';
+import {
+  type CallContext,
+  type CallInput,
+  type HandoffRecord,
+  callMachine,
+} from '../machines/callMachine.js';
+import { type HistoryLine, decodePayload } from './handoffPayload.js';
+
+/** Sends the payload to `to`'s worker and waits until it has joined the room (or gave up). */
+export interface HandoverTransport {
+  handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'>;
+}
+
+/** Where the latest snapshot lives outside the process (room metadata on a live call). */
+export interface SnapshotStore {
+  /** Called on every state change; `ended` once the call is over (the store may clear it). */
+  save(payload: string, ended: boolean): void;
+}
+
+export interface RestorePoint {
+  /** A persisted snapshot of the call machine. */
+  snapshot: unknown;
+  /** The handoff that brought the call here, for the brief and the first words. */
+  handoff: HandoffRecord | null;
+  history: HistoryLine[];
+  /** True when resuming after a crash: the agent picks up instead of greeting. */
+  resumed: boolean;
+}
+
+type AgentName = HandoffRecord['to'];
+
+/** The conversation as plain lines, without instructions, tool calls or handoff markers. */
+export function historyLines(history: llm.ChatContext): HistoryLine[] {
+  const lines: HistoryLine[] = [];
+  for (const item of history.items) {
+    if (item.type !== 'message') continue;
+    if (item.role !== 'user' && item.role !== 'assistant') continue;
+    const text = item.textContent ?? '';
+    if (text) lines.push({ role: item.role, text });
+  }
+  return lines;
+}
+
+export function restoredChatContext(lines: HistoryLine[]): llm.ChatContext {
+  const chatCtx = llm.ChatContext.empty();
+  for (const line of lines) chatCtx.addMessage({ role: line.role, content: line.text });
+  return chatCtx;
+}
+
+export type Restoration =
+  { ok: true; restore: RestorePoint } | { ok: false; reason: string; restore: RestorePoint };
+
+/**
+ * A restore point from a payload. A payload this worker cannot restore (another machine or
+ * payload version) still gives a call: a fresh machine listening in `intent`, with the brief
+ * handed to reception, so the caller is not greeted from scratch or dropped.
+ */
+export function restoreFromPayload(
+  text: string,
+  resumed: boolean,
+  input: Required<CallInput>,
+): Restoration | null {
+  const decoded = decodePayload(text);
+  if (!decoded) return null;
+  if (decoded.ok) {
+    const { snapshot, handoff, history } = decoded.payload;
+    return { ok: true, restore: { snapshot, handoff, history, resumed } };
+  }
+  const fresh = callMachine.resolveState({
+    value: { reception: 'intent' },
+    context: freshContext(decoded.caller, input),
+  });
+  const handoff = decoded.handoff && { ...decoded.handoff, to: 'reception' as const };
+  return {
+    ok: false,
+    reason: decoded.reason,
+    restore: {
+      snapshot: callMachine.getPersistedSnapshot(fresh),
+      handoff,
+      history: [],
+      resumed,
+    },
+  };
+}
+
+function freshContext(caller: CallContext['caller'], input: Required<CallInput>): CallContext {
+  return {
+    started: true,
+    caller,
+    maxHandoffs: input.maxHandoffs,
+    handoffs: [],
+    refusals: [],
+    endReason: null,
+    controlTurnId: null,
+    lastTurnId: null,
+    humanTransfers: input.humanTransfers,
+    transfer: null,
+  };
+}

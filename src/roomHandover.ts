@@ -1,0 +1,138 @@
+/**
+ * Dispatch-mode handoffs and crash recovery on a live LiveKit room:
+ * - LiveKitHandover dispatches the department's worker into the same room with the payload as
+ *   job metadata, and reports once that agent has joined (or the wait timed out);
+ * - RoomSnapshotStore keeps the latest call snapshot in the room's metadata, so a worker that
+ *   starts in a room that already has a call resumes it instead of greeting again.
+ */
+import type { EventEmitter } from 'node:events';
+import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
+import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import type { AgentName } from '../machines/callMachine.js';
+import type { HandoverTransport, SnapshotStore } from './handover.js';
+
+/** The part of an rtc-node Room the handover watches. */
+export interface RoomLike extends EventEmitter {
+  remoteParticipants: Map<string, { kind?: ParticipantKind | undefined; identity: string }>;
+}
+
+/** The worker that serves an agent: reception is the main worker, departments add a suffix. */
+export function workerNameFor(baseAgentName: string, agent: AgentName): string {
+  return agent === 'reception' ? baseAgentName : `${baseAgentName}-${agent}`;
+}
+
+export class LiveKitHandover implements HandoverTransport {
+  constructor(
+    private readonly dispatcher: Pick<AgentDispatchClient, 'createDispatch' | 'deleteDispatch'>,
+    private readonly room: RoomLike,
+    private readonly roomName: string,
+    private readonly baseAgentName: string,
+    private readonly joinTimeoutMs: number,
+  ) {}
+
+  async handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'> {
+    const present = new Set(this.room.remoteParticipants.keys());
+    // Listen before dispatching, so a fast join is not missed.
+    const joined = waitForNewAgent(this.room, present, this.joinTimeoutMs);
+    const dispatch = await this.dispatcher.createDispatch(
+      this.roomName,
+      workerNameFor(this.baseAgentName, to),
+      { metadata: payload },
+    );
+    const outcome = await joined;
+    if (outcome === 'timeout') {
+      // Withdraw the dispatch so a late worker does not join a call that moved on.
+      await this.dispatcher.deleteDispatch(dispatch.id, this.roomName).catch(() => undefined);
+    }
+    return outcome;
+  }
+}
+
+function waitForNewAgent(
+  room: RoomLike,
+  present: Set<string>,
+  timeoutMs: number,
+): Promise<'joined' | 'timeout'> {
+  return new Promise((resolve) => {
+    const onJoin = (participant: { kind?: ParticipantKind | undefined; identity: string }) => {
+      if (participant.kind !== ParticipantKind.AGENT || present.has(participant.identity)) return;
+      finish('joined');
+    };
+    const timer = setTimeout(() => finish('timeout'), timeoutMs);
+    function finish(outcome: 'joined' | 'timeout') {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onJoin);
+      resolve(outcome);
+    }
+    room.on(RoomEvent.ParticipantConnected, onJoin);
+  });
+}
+
+/**
+ * The caller: the first participant that is not an agent (SIP or web). In dispatch mode the
+ * previous worker's agent is in the room too, so "the first participant" will not do.
+ */
+export function waitForCaller<P extends { kind?: ParticipantKind | undefined; identity: string }>(
+  room: EventEmitter & { remoteParticipants: Map<string, P> },
+): Promise<P> {
+  const isCaller = (p: P) => p.kind !== ParticipantKind.AGENT;
+  const present = [...room.remoteParticipants.values()].find(isCaller);
+  if (present) return Promise.resolve(present);
+  return new Promise((resolve) => {
+    const onJoin = (participant: P) => {
+      if (!isCaller(participant)) return;
+      room.off(RoomEvent.ParticipantConnected, onJoin);
+      resolve(participant);
+    };
+    room.on(RoomEvent.ParticipantConnected, onJoin);
+  });
+}
+
+/** Room metadata holding the call: `{ "call": <payload> }`, or `{ "call": null }` once ended. */
+export function readRoomSnapshot(metadata: string | undefined): string | null {
+  if (!metadata) return null;
+  try {
+    const parsed = JSON.parse(metadata) as { call?: unknown };
+    return typeof parsed.call === 'string' ? parsed.call : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Writes the latest snapshot to the room's metadata. Writes never overlap and never pile up:
+ * while one is in flight only the newest waiting snapshot is kept.
+ */
+export class RoomSnapshotStore implements SnapshotStore {
+  #writing: Promise<void> | null = null;
+  #next: string | null = null;
+
+  constructor(
+    private readonly rooms: Pick<RoomServiceClient, 'updateRoomMetadata'>,
+    private readonly roomName: string,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  save(payload: string, ended: boolean): void {
+    this.#next = JSON.stringify({ call: ended ? null : payload });
+    if (!this.#writing) this.#writing = this.#drain();
+  }
+
+  /** Resolves when everything saved so far is written. */
+  async flushed(): Promise<void> {
+    while (this.#writing) await this.#writing;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#next !== null) {
+      const metadata = this.#next;
+      this.#next = null;
+      try {
+        await this.rooms.updateRoomMetadata(this.roomName, metadata);
+      } catch (error) {
+        this.onError(error);
+      }
+    }
+    this.#writing = null;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Dispatch mode and crash recovery: the machine's snapshot is the payload that travels.
+ */
+import { EventEmitter } from 'node:events';
+import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
+import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CALL_MACHINE_VERSION } from '../machines/callMachine.js';
+import {
+  MAX_PAYLOAD_BYTES,
+  decodePayload,
+  encodePayload,
+  type HandoffPayload,
+} from '../src/handoffPayload.js';
+import { type RestorePoint, restoreFromPayload } from '../src/handover.js';
+import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
+import { LiveKitHandover, RoomSnapshotStore, readRoomSnapshot } from '../src/roomHandover.js';
+import {
+  type LiveKitApiStandIn,
+  call,
+  handoffTo,
+  startLiveKitApiStandIn,
+  startTestCall,
+} from './fakes.js';
+
+const INPUT = { maxHandoffs: 4, humanTransfers: [] };
+const CALLER_WORDS = 'I was charged twice for invoice 4417';
+
+let api: LiveKitApiStandIn;
+beforeEach(async () => {
+  api = await startLiveKitApiStandIn();
+});
+afterEach(() => api.close());
+
+/** What a department's worker does with a payload: a new session and bridge, nothing shared. */
+async function startFromPayload(payload: string, resumed = false) {
+  const restoration = restoreFromPayload(payload, resumed, INPUT);
+  if (!restoration) throw new Error('not a payload');
+  const leg = await startTestCall({
+    restore: restoration.restore,
+    script: { bye: { toolCalls: [call('end_call', { reason: 'done' })] } },
+  });
+  await leg.until(() => leg.events.some((e) => e.type === 'say'), 'first words');
+  return { leg, restoration };
+}
+
+describe('dispatch-mode handoff', () => {
+  it('moves the call to a session that shares nothing with the first but the payload', async () => {
+    let payload = '';
+    let specialist: Awaited<ReturnType<typeof startFromPayload>>['leg'] | undefined;
+    const reception = await startTestCall({
+      caller: { number: '+919812345678' },
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing', 'duplicate charge')] } },
+      handover: {
+        handOver: async (sent, to) => {
+          expect(to).toBe('billing');
+          payload = sent;
+          specialist = (await startFromPayload(sent)).leg;
+          return 'joined';
+        },
+      },
+    });
+    await reception.say(CALLER_WORDS);
+    const left = await reception.bridge.done;
+    expect(left.reason).toBe('handed-over');
+    expect(reception.said('reception')).toContain(
+      "One moment, I'm connecting you to our billing team.",
+    );
+    expect(reception.agents()).toEqual(['reception']); // billing never ran in this session
+    expect(JSON.parse(payload)).toMatchObject({
+      kind: 'call-handoff',
+      machineVersion: CALL_MACHINE_VERSION,
+    });
+
+    const s = specialist!;
+    expect(s.bridge.state).toBe('billing');
+    expect(s.agents()).toEqual(['billing']);
+    expect(s.said('billing')[0]).toBe('billing here, about duplicate charge.');
+    expect(s.said('reception')).toEqual([]); // no greeting in the new session
+    const first = (s.model as ScriptedLLM).requests[0]!;
+    expect(first.instructions).toContain('Reason: duplicate charge');
+    expect(first.instructions).toContain('Caller number: +919812345678');
+    expect(first.messages).toContainEqual({ role: 'user', text: CALLER_WORDS });
+    expect(s.bridge.actor.getSnapshot().context.handoffs).toMatchObject([
+      { from: 'reception', to: 'billing', reason: 'duplicate charge' },
+    ]);
+    await s.say('bye');
+    expect((await s.bridge.done).reason).toBe('done');
+  });
+
+  it('speaks a fallback and switches in process when the specialist never joins', async () => {
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing', 'duplicate charge')] } },
+      handover: { handOver: async () => 'timeout' },
+    });
+    await c.say(CALLER_WORDS);
+    await c.until(() => c.bridge.speakingAgent === 'billing', 'billing in process');
+    expect(c.said('reception').at(-1)).toMatch(/could not pick up on their line/);
+    expect(c.bridge.state).toBe('billing');
+    await c.until(() => c.said('billing').length > 0, 'billing speaking');
+    c.bridge.callerHungUp();
+    expect((await c.bridge.done).reason).toBe('caller-hung-up');
+  });
+});
+
+describe('LiveKit dispatch transport', () => {
+  const room = () =>
+    Object.assign(new EventEmitter(), {
+      remoteParticipants: new Map([
+        ['sip-caller', { kind: ParticipantKind.SIP, identity: 'sip-caller' }],
+        ['agent-reception', { kind: ParticipantKind.AGENT, identity: 'agent-reception' }],
+      ]),
+    });
+  const dispatcher = () => new AgentDispatchClient(api.url, api.apiKey, api.apiSecret);
+
+  it("dispatches the department's worker with the payload and reports its join", async () => {
+    const r = room();
+    const handover = new LiveKitHandover(dispatcher(), r, 'call-abc', 'acme', 5_000);
+    const held = api.hold('CreateDispatch');
+    const outcome = handover.handOver('{"kind":"call-handoff"}', 'billing');
+    await held.arrived;
+    held.answer({ ok: true, body: { id: 'AD_1', agentName: 'acme-billing', room: 'call-abc' } });
+    // An agent already in the room does not count; the new one does.
+    r.emit(RoomEvent.ParticipantConnected, {
+      kind: ParticipantKind.AGENT,
+      identity: 'agent-reception',
+    });
+    r.emit(RoomEvent.ParticipantConnected, { kind: ParticipantKind.SIP, identity: 'someone' });
+    r.emit(RoomEvent.ParticipantConnected, {
+      kind: ParticipantKind.AGENT,
+      identity: 'agent-billing',
+    });
+    expect(await outcome).toBe('joined');
+    expect(api.requests[0]).toMatchObject({
+      service: 'AgentDispatchService',
+      method: 'CreateDispatch',
+      authorized: true,
+      body: { agentName: 'acme-billing', room: 'call-abc', metadata: '{"kind":"call-handoff"}' },
+    });
+  });
+
+  it('times out and withdraws the dispatch when nobody joins', async () => {
+    const handover = new LiveKitHandover(dispatcher(), room(), 'call-abc', 'acme', 200);
+    expect(await handover.handOver('{}', 'sales')).toBe('timeout');
+    expect(api.requests.map((r) => r.method)).toEqual(['CreateDispatch', 'DeleteDispatch']);
+    expect(api.requests[1]!.body).toMatchObject({ room: 'call-abc' });
+  });
+});
+
+describe('payload rules', () => {
+  const snapshotOf = async () => {
+    const c = await startTestCall({ script: { x: { toolCalls: [handoffTo('billing')] } } });
+    await c.say('x');
+    const snapshot = c.bridge.actor.getPersistedSnapshot() as unknown as HandoffPayload['snapshot'];
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+    return snapshot;
+  };
+
+  it('bounds the size by dropping the oldest history first', async () => {
+    const snapshot = await snapshotOf();
+    const history = Array.from({ length: 400 }, (_, i) => ({
+      role: 'user' as const,
+      text: `line ${i} ${'x'.repeat(90)}`,
+    }));
+    const text = encodePayload(snapshot, null, history);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_PAYLOAD_BYTES);
+    const decoded = decodePayload(text);
+    expect(decoded?.ok).toBe(true);
+    const kept = (decoded as { payload: HandoffPayload }).payload.history;
+    expect(kept.at(-1)!.text).toMatch(/^line 399 /);
+    expect(kept.length).toBeLessThan(400);
+  });
+
+  it('shortens summaries when history alone cannot make it fit, and refuses what never fits', async () => {
+    const snapshot = await snapshotOf();
+    const handoff = { ...snapshot.context.handoffs[0]!, summary: 's'.repeat(5_000) };
+    const big = { ...snapshot, context: { ...snapshot.context, handoffs: [handoff] } };
+    const text = encodePayload(big, handoff, [], 2_000);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(2_000);
+    expect(() => encodePayload(big, handoff, [], 100)).toThrow(/over the 100 byte bound/);
+  });
+
+  it('carries no configuration or secrets, only the caller number as personal data', async () => {
+    const snapshot = await snapshotOf();
+    const text = encodePayload(snapshot, null, []);
+    expect(text).not.toMatch(/apiKey|secret|password|OPENAI|LIVEKIT/i);
+  });
+
+  it('falls back to a fresh intent with the brief when the machine version differs', async () => {
+    const snapshot = await snapshotOf();
+    const payload = JSON.parse(
+      encodePayload(snapshot, snapshot.context.handoffs[0]!, [{ role: 'user', text: 'hello' }]),
+    ) as HandoffPayload;
+    payload.machineVersion = CALL_MACHINE_VERSION + 1;
+    const restoration = restoreFromPayload(JSON.stringify(payload), false, INPUT)!;
+    expect(restoration.ok).toBe(false);
+    expect(restoration.ok ? '' : restoration.reason).toMatch(/machine version/);
+
+    const { leg } = await startFromPayload(JSON.stringify(payload));
+    expect(leg.bridge.state).toBe('intent');
+    expect(leg.agents()).toEqual(['reception']);
+    expect(leg.said('reception')[0]).toBe('reception here, about billing question.');
+    leg.bridge.callerHungUp();
+    await leg.bridge.done;
+  });
+});
+
+describe('crash recovery', () => {
+  it('keeps the snapshot in the room on every transition and clears it at the end', async () => {
+    const store = new RoomSnapshotStore(
+      new RoomServiceClient(api.url, api.apiKey, api.apiSecret),
+      'call-room',
+      (error) => {
+        throw error;
+      },
+    );
+    const c = await startTestCall({
+      snapshotStore: store,
+      script: { billing: { toolCalls: [handoffTo('billing')] } },
+    });
+    await c.say('billing');
+    await store.flushed();
+    const kept = readRoomSnapshot(api.roomMetadata.get('call-room'));
+    const decoded = decodePayload(kept!);
+    expect(decoded?.ok && decoded.payload.snapshot.value).toBe('billing');
+    expect(decoded?.ok && decoded.payload.history.some((l) => l.text === 'billing')).toBe(true);
+    const writes = api.requests.filter((r) => r.method === 'UpdateRoomMetadata');
+    expect(writes.length).toBeGreaterThanOrEqual(1);
+
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+    await store.flushed();
+    expect(JSON.parse(api.roomMetadata.get('call-room')!)).toEqual({ call: null });
+  });
+
+  it('resumes a call whose worker died, in the same state, without greeting again', async () => {
+    let latest = '';
+    const crashed = await startTestCall({
+      snapshotStore: { save: (payload, ended) => void (ended ? null : (latest = payload)) },
+      script: {
+        'charged twice': { toolCalls: [handoffTo('billing', 'double charge')] },
+        'the amount was 40 dollars': { text: 'Noted.' },
+      },
+    });
+    await crashed.say('charged twice');
+    await crashed.say('the amount was 40 dollars');
+    // The worker dies here: nothing more is saved, nothing is ended.
+
+    const { leg, restoration } = await startFromPayload(latest, true);
+    expect(restoration.ok).toBe(true);
+    expect((restoration.restore as RestorePoint).resumed).toBe(true);
+    expect(leg.bridge.state).toBe('billing');
+    expect(leg.agents()).toEqual(['billing']);
+    expect(leg.said('billing')[0]).toBe(
+      'billing again, sorry about that. You were saying: the amount was 40 dollars',
+    );
+    expect(leg.events.some((e) => e.type === 'say' && /Thank you for calling/.test(e.text))).toBe(
+      false,
+    );
+    expect(leg.bridge.actor.getSnapshot().context.handoffs).toHaveLength(1);
+    leg.bridge.callerHungUp();
+    await leg.bridge.done;
+    crashed.bridge.callerHungUp();
+    await crashed.bridge.done;
+  });
+});
