@@ -65,6 +65,8 @@ export interface CallObserver {
   agent?(name: AgentName): void;
   say?(agent: AgentName, text: string): void;
   caller?(text: string): void;
+  /** The caller pressed an assigned key. */
+  keypad?(digit: string): void;
   /** Dispatch mode: the call's payload was sent to `agent`'s worker. */
   dispatch?(agent: AgentName, bytes: number): void;
   end?(reason: string): void;
@@ -231,11 +233,16 @@ export class CallBridge implements CallControl {
   keypad(digit: string): Decision | null {
     const event = keypadEvent(digit, this.#options.keypad ?? {}, this.#recentCallerWords());
     if (!event) return null;
+    this.#notify('keypad', digit);
     const decision = this.request(event);
     if (!decision.accepted && decision.code !== 'call-ended') {
       const self = this.#requested?.callAgent ?? 'reception';
       const line = /Tell the caller: "([^"]+)"/.exec(refusalMessage(decision, this, self))?.[1];
-      if (line) this.#enqueue('keypad refusal', async () => void this.#speak(line, true));
+      if (line) {
+        this.#enqueue('keypad refusal', async () => {
+          await this.#speak(line, true).waitForPlayout();
+        });
+      }
     }
     return decision;
   }

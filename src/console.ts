@@ -19,7 +19,8 @@ import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
-  --script FILE   caller lines, one per line; the call ends after the last line
+  --script FILE   caller lines, one per line; the call ends after the last line. A line
+                  like [1] is a keypad press (1 billing, 2 support, 3 sales, 0 a person)
   --json          JSON Lines on stdout, one object per event
   --model NAME    offline (keyword rules, no network) or openai; default: openai when
                   OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline
@@ -112,6 +113,7 @@ function jsonObserver(emit: Emit): CallObserver {
     say: (agent, text) => emit({ type: 'say', agent, text }),
     caller: (text) => emit({ type: 'caller', text }),
     dispatch: (agent, bytes) => emit({ type: 'dispatch', agent, bytes }),
+    keypad: (digit) => emit({ type: 'keypad', digit }),
     end: (reason) => emit({ type: 'end', reason }),
   };
 }
@@ -126,6 +128,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
       if (echoCaller) write(`${'caller'.padStart(9)} › ${text}`);
     },
     dispatch: (agent, bytes) => write(`  · handed to the ${agent} worker (${bytes}-byte payload)`),
+    keypad: (digit) => write(`${'caller'.padStart(9)} › [pressed ${digit}]`),
     end: (reason) => write(`  · call ended: ${reason}`),
   };
 }
@@ -179,6 +182,7 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     observer: options.json ? jsonObserver(emit) : textObserver(out, lines !== undefined),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
+    keypad: config.telephony.keypad,
   });
   await call.start(options.caller ? { number: options.caller } : undefined);
 

@@ -9,8 +9,11 @@ import type { InspectionEvent } from 'xstate';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
+import type { KeypadMap } from './keypad.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
+
+const KEYPRESS = /^\[([0-9*#])\]$/;
 
 export interface ConsoleCallOptions {
   createModel: () => llm.LLM;
@@ -20,6 +23,8 @@ export interface ConsoleCallOptions {
   observer: CallObserver;
   inspect?: (event: InspectionEvent) => void;
   handoffMode: HandoffMode;
+  /** Keypad digits, typed as `[1]`: the same events a SIP caller's DTMF sends. */
+  keypad?: KeypadMap;
 }
 
 interface Leg {
@@ -28,6 +33,8 @@ interface Leg {
   model: llm.LLM;
   /** Resolves when this leg's agent has said something. */
   firstWords: Promise<void>;
+  /** Called with the speaking agent on every line said in this leg. */
+  waiters: Set<(agent: AgentName) => void>;
 }
 
 export class ConsoleCall {
@@ -53,11 +60,31 @@ export class ConsoleCall {
     await this.#settled();
   }
 
-  /** The caller says `line`; resolves when every agent involved has answered. */
+  /**
+   * The caller says `line` (or presses a key, typed `[1]`); resolves when every agent involved
+   * has answered.
+   */
   async say(line: string): Promise<void> {
     if (!this.active) return;
+    const key = KEYPRESS.exec(line);
+    if (key) {
+      const speaking = this.#current.bridge.speakingAgent;
+      const decision = this.#current.bridge.keypad(key[1]!);
+      // Wait for the agent the key brought in (or for the spoken refusal) before the next line.
+      if (decision?.accepted) await this.#nextWords(this.#current, speaking);
+      await this.#settled();
+      return;
+    }
     await this.#current.session.run({ userInput: line }).wait();
     await this.#settled();
+  }
+
+  /** Resolves on the next words said in `leg` by someone other than `previous`, or its end. */
+  #nextWords(leg: Leg, previous: AgentName | null): Promise<void> {
+    return Promise.race([
+      leg.bridge.done.then(() => undefined),
+      new Promise<void>((resolve) => leg.waiters.add((agent) => agent !== previous && resolve())),
+    ]);
   }
 
   hangUp(): void {
@@ -82,11 +109,13 @@ export class ConsoleCall {
     const session = new voice.AgentSession({ llm: model });
     let spoke!: () => void;
     const firstWords = new Promise<void>((resolve) => (spoke = resolve));
+    const waiters = new Set<(agent: AgentName) => void>();
     const observer: CallObserver = {
       ...this.#options.observer,
       say: (agent, text) => {
         this.#options.observer.say?.(agent, text);
         spoke();
+        for (const waiter of waiters) waiter(agent);
       },
     };
     const options: CallBridgeOptions = {
@@ -97,12 +126,13 @@ export class ConsoleCall {
       observer,
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
+      ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
       ...(this.#options.handoffMode === 'dispatch'
         ? { handover: { handOver: (payload, to) => this.#handOver(payload, to) } }
         : {}),
     };
     const bridge = new CallBridge(options);
-    const leg = { session, bridge, model, firstWords };
+    const leg = { session, bridge, model, firstWords, waiters };
     this.#legs.push(leg);
     void bridge.done.then((end) => {
       if (end.reason !== 'handed-over') this.#resolveDone(end);

@@ -53,7 +53,7 @@ export function keypadEvent(
   return {
     type: 'handoff.requested',
     department: target,
-    reason: `caller pressed ${digit} for ${target}`,
+    reason: `${target}, chosen on the keypad (${digit})`,
     summary: `The caller chose ${target} on the keypad.${earlier ? ` Earlier they said: ${earlier}` : ''}`,
   };
 }

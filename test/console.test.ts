@@ -122,6 +122,30 @@ describe('console --script --json', () => {
     );
   });
 
+  it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
+    const run = await runConsole(['--script', join(ROOT, 'examples', 'keypad.txt'), '--json']);
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    expect(events.filter((e) => e.type === 'keypad').map((e) => e.digit)).toEqual(['1', '1', '0']);
+    expect(events).toContainEqual({
+      type: 'transition',
+      from: 'intent',
+      to: 'billing',
+      event: 'handoff.requested',
+    });
+    expect(events.filter((e) => e.type === 'refusal').map((e) => e.code)).toEqual([
+      'same-department',
+      'no-human',
+    ]);
+    const billing = events
+      .filter((e) => e.type === 'say' && e.agent === 'billing')
+      .map((e) => e.text);
+    expect(billing).toContain(
+      "I can't connect you to a person right now, but I can help with billing and payments myself.",
+    );
+    expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
+  });
+
   it('hangs up after the last line when the script has no goodbye', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'console-'));
     const file = join(dir, 'sales.txt');

@@ -306,7 +306,7 @@ describe('keypad', () => {
     expect(c.bridge.actor.getSnapshot().context.handoffs.at(-1)).toMatchObject({
       from: 'reception',
       to: 'billing',
-      reason: 'caller pressed 1 for billing',
+      reason: 'billing, chosen on the keypad (1)',
     });
 
     expect(c.bridge.keypad('1')).toMatchObject({ accepted: false, code: 'same-department' });
