@@ -3,7 +3,7 @@
  * resumed after a crash. The machine's persisted snapshot is the payload; with it go the brief
  * and a bounded slice of the conversation.
  *
- * Size: LiveKit caps metadata (job dispatch, room, participant) at 64 KiB. The payload is kept
+ * Size: LiveKit limits room and participant metadata to 64 KiB. The payload is kept
  * under MAX_PAYLOAD_BYTES (16 KiB) so it also fits beside other room metadata: history is
  * dropped oldest first, then summaries are shortened. It carries no secrets (configuration never
  * enters the machine's context) and, of personal data, only the caller's number, which the

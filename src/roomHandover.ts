@@ -101,7 +101,8 @@ export function readRoomSnapshot(metadata: string | undefined): string | null {
 
 /**
  * Writes the latest snapshot to the room's metadata. Writes never overlap and never pile up:
- * while one is in flight only the newest waiting snapshot is kept.
+ * while one is in flight, or within `minIntervalMs` of the last, only the newest waiting
+ * snapshot is kept (LiveKit advises against metadata updates more often than every few seconds).
  */
 export class RoomSnapshotStore implements SnapshotStore {
   #writing: Promise<void> | null = null;
@@ -111,6 +112,7 @@ export class RoomSnapshotStore implements SnapshotStore {
     private readonly rooms: Pick<RoomServiceClient, 'updateRoomMetadata'>,
     private readonly roomName: string,
     private readonly onError: (error: unknown) => void,
+    private readonly minIntervalMs = 2_000,
   ) {}
 
   save(payload: string, ended: boolean): void {
@@ -131,6 +133,9 @@ export class RoomSnapshotStore implements SnapshotStore {
         await this.rooms.updateRoomMetadata(this.roomName, metadata);
       } catch (error) {
         this.onError(error);
+      }
+      if (this.#next !== null && this.minIntervalMs > 0) {
+        await new Promise((resolve) => setTimeout(resolve, this.minIntervalMs));
       }
     }
     this.#writing = null;

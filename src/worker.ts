@@ -112,6 +112,11 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   ];
   const sip = new SipClient(url, apiKey, apiSecret);
   const { session, ttsFor } = createSession(config, ctx.proc);
+  const snapshotStore = new RoomSnapshotStore(
+    new RoomServiceClient(url, apiKey, apiSecret),
+    roomName,
+    (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
+  );
   // INSPECT=local|stately (`npm run dev` sets local): this call, live in `npm run inspector`.
   const inspection = createCallInspection({ ...config.inspect, app: 'worker' });
   ctx.addShutdownCallback(() => inspection.dispose());
@@ -134,11 +139,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     keypad: config.telephony.keypad,
     ...(restoration ? { restore: restoration } : {}),
     // Crash recovery: the latest snapshot lives in the room, not in this process.
-    snapshotStore: new RoomSnapshotStore(
-      new RoomServiceClient(url, apiKey, apiSecret),
-      roomName,
-      (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
-    ),
+    snapshotStore,
     ...(config.handoff.mode === 'dispatch'
       ? {
           handover: new LiveKitHandover(
@@ -189,6 +190,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   ctx.addShutdownCallback(async () => {
     bridge.callerHungUp();
     await bridge.done;
+    await snapshotStore.flushed(); // the room must not keep a live snapshot of an ended call
   });
 
   await bridge.start({

@@ -214,6 +214,7 @@ describe('crash recovery', () => {
       (error) => {
         throw error;
       },
+      0,
     );
     const c = await startTestCall({
       snapshotStore: store,
@@ -232,6 +233,28 @@ describe('crash recovery', () => {
     await c.bridge.done;
     await store.flushed();
     expect(JSON.parse(api.roomMetadata.get('call-room')!)).toEqual({ call: null });
+  });
+
+  it('coalesces rapid saves: one write in flight, then only the newest', async () => {
+    const writes: string[] = [];
+    let release!: () => void;
+    const firstWrite = new Promise<void>((resolve) => (release = resolve));
+    const store = new RoomSnapshotStore(
+      {
+        updateRoomMetadata: async (_room, metadata) => {
+          writes.push(metadata);
+          if (writes.length === 1) await firstWrite; // hold the first write in flight
+          return {} as never;
+        },
+      },
+      'call-room',
+      () => {},
+      0,
+    );
+    for (const n of [1, 2, 3, 4, 5]) store.save(`payload ${n}`, false);
+    release();
+    await store.flushed();
+    expect(writes.map((w) => JSON.parse(w).call)).toEqual(['payload 1', 'payload 5']);
   });
 
   it('resumes a call whose worker died, in the same state, without greeting again', async () => {
