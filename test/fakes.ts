@@ -307,16 +307,12 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     }
 
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const send = (delta: Record<string, unknown>, finish: string | null = null) =>
+    const chunk = (extra: Record<string, unknown>) =>
       res.write(
-        `data: ${JSON.stringify({
-          id,
-          object: 'chat.completion.chunk',
-          created,
-          model: body.model,
-          choices: [{ index: 0, delta, finish_reason: finish }],
-        })}\n\n`,
+        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, ...extra })}\n\n`,
       );
+    const send = (delta: Record<string, unknown>, finish: string | null = null) =>
+      chunk({ choices: [{ index: 0, delta, finish_reason: finish }] });
     send({ role: 'assistant', content: '' });
     // Stream text in small pieces and tool arguments in two halves, as real servers do.
     for (const piece of (reply.text ?? '').match(/.{1,12}/gs) ?? []) send({ content: piece });
@@ -335,16 +331,7 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
       send({ tool_calls: [{ index: t.index, function: { arguments: t.arguments.slice(half) } }] });
     }
     send({}, finishReason);
-    res.write(
-      `data: ${JSON.stringify({
-        id,
-        object: 'chat.completion.chunk',
-        created,
-        model: body.model,
-        choices: [],
-        usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
-      })}\n\n`,
-    );
+    chunk({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
     res.end('data: [DONE]\n\n');
   }
 
@@ -587,4 +574,13 @@ export async function startLiveKitApiStandIn(): Promise<LiveKitApiStandIn> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** A port with nothing listening on it. */
+export async function freePort(): Promise<number> {
+  const probe = createServer().listen(0, '127.0.0.1');
+  await once(probe, 'listening');
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }

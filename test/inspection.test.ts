@@ -5,13 +5,13 @@
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { type IncomingMessage, get } from 'node:http';
-import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { StatelyInspectionEvent } from '@statelyai/inspect';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createActor, createMachine } from 'xstate';
+import { freePort } from './fakes.js';
 import { describe, expect, it } from 'vitest';
 import { callMachine } from '../machines/callMachine.js';
 import { loadConfig } from '../src/config.js';
@@ -194,15 +194,6 @@ describe('the diagram', () => {
     expect(diagramOf('{not json')).toBe(null);
   });
 });
-
-/** A port with nothing listening on it. */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 const message = (type: string, n: number) =>
   ({ type, sessionId: 'x:0', n }) as unknown as StatelyInspectionEvent;

@@ -8,12 +8,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InspectorServer, startInspectorServer } from '../src/inspection/server.js';
+import { freePort } from './fakes.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
@@ -52,15 +51,6 @@ function startConsole(args: string[], env: Record<string, string>): Console {
 
 async function scriptLines(): Promise<string[]> {
   return (await readFile(SCRIPT, 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#'));
-}
-
-/** A port with nothing listening on it. */
-async function freePort(): Promise<number> {
-  const probe = createServer().listen(0, '127.0.0.1');
-  await once(probe, 'listening');
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 describe('inspector viewer in a browser', () => {

@@ -17,7 +17,6 @@ import { startTestCall } from './fakes.js';
 
 const CAP = 3;
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 25);
-const SETTLE_BOUND_MS = 5_000;
 
 type Command =
   | { kind: 'handoff'; department: (typeof DEPARTMENTS)[number]; sameTurn: boolean }
@@ -46,25 +45,8 @@ const command: fc.Arbitrary<Command> = fc.oneof(
 );
 
 async function runSequence(commands: Command[]): Promise<void> {
-  const pokes = new Set<() => void>();
-  const poke = () => pokes.forEach((p) => p());
-  const c = await startTestCall({ maxHandoffs: CAP, observer: { agent: poke, end: poke } });
+  const c = await startTestCall({ maxHandoffs: CAP });
   const actor = c.bridge.actor;
-  const until = (ready: () => boolean, what: string) =>
-    new Promise<void>((resolve, reject) => {
-      if (ready()) return resolve();
-      const check = () => {
-        if (!ready()) return;
-        pokes.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        pokes.delete(check);
-        reject(new Error(`never saw ${what}`));
-      }, SETTLE_BOUND_MS);
-      pokes.add(check);
-    });
 
   const accepted: CallEvent[] = [];
   let turn = 0;
@@ -125,7 +107,7 @@ async function runSequence(commands: Command[]): Promise<void> {
       }
       // Exactly one agent is active, and it is the machine's.
       const agent: AgentName = AGENT_FOR_STATE[callStateOf(after) as keyof typeof AGENT_FOR_STATE];
-      await until(() => c.bridge.speakingAgent === agent, `${agent} active`);
+      await c.until(() => c.bridge.speakingAgent === agent, `${agent} active`);
       const current = c.session.currentAgent;
       expect(current).toBeInstanceOf(CallAgent);
       expect((current as CallAgent).callAgent).toBe(agent);
