@@ -17,6 +17,7 @@
  * transferring  the asking agent   transfer.succeeded -> ended (transferred)
  *                                  transfer.failed -> back to the asking agent, who apologises
  *                                  caller.hungUp -> ended
+ * (any live state)  session.closed (the session closed under the call)  ended
  * ended      (none)      nothing: final
  *
  * Refusals (recorded in context.refusals; the state and the agent do not change):
@@ -158,7 +159,9 @@ export type CallEvent =
   | ({ type: 'transfer.requested'; reason: string } & TurnScoped)
   | { type: 'transfer.succeeded' }
   | { type: 'transfer.failed'; error: string }
-  | { type: 'caller.hungUp' };
+  | { type: 'caller.hungUp' }
+  /** The session closed under the call (job shut down, unrecoverable model error). */
+  | { type: 'session.closed'; reason?: string };
 
 export const END_REASON_HUNG_UP = 'caller-hung-up';
 export const END_REASON_TRANSFERRED = 'transferred';
@@ -227,7 +230,9 @@ export const callMachine = setup({
           ? event.reason
           : event.type === 'transfer.succeeded'
             ? END_REASON_TRANSFERRED
-            : END_REASON_HUNG_UP,
+            : event.type === 'session.closed'
+              ? (event.reason ?? 'session closed')
+              : END_REASON_HUNG_UP,
     }),
     recordTransfer: assign(({ event }, params: { from: AgentName }) => {
       const reason = event.type === 'transfer.requested' ? event.reason : '';
@@ -253,6 +258,8 @@ export const callMachine = setup({
 }).createMachine({
   id: 'call',
   initial: 'reception',
+  // From any live state: nothing can go on without a session.
+  on: { 'session.closed': { target: '.ended' } },
   context: ({ input }) => ({
     started: false,
     caller: null,

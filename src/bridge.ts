@@ -133,6 +133,7 @@ export class CallBridge implements CallControl {
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
+  readonly #endSignal = new AbortController();
   #handedOver = false;
   #actorStarted = false;
   #sessionClosed = false;
@@ -183,7 +184,7 @@ export class CallBridge implements CallControl {
       if (this.#handedOver || this.actor.getSnapshot().status !== 'active') return;
       // The session closed under us: the room's caller left, or the job is shutting down.
       if (reason === voice.CloseReason.PARTICIPANT_DISCONNECTED) this.callerHungUp();
-      else this.actor.send({ type: 'end.requested', reason: `session closed: ${reason}` });
+      else this.actor.send({ type: 'session.closed', reason: `session closed: ${reason}` });
     });
   }
 
@@ -201,6 +202,7 @@ export class CallBridge implements CallControl {
    * its state's agent instead, which speaks first; nobody is greeted again.
    */
   async start(options: CallStartOptions = {}): Promise<void> {
+    if (this.#ended) return; // the caller left before the call could start
     const restore = this.#options.restore;
     const context = this.actor.getSnapshot().context;
     const first = restore
@@ -214,7 +216,13 @@ export class CallBridge implements CallControl {
       ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
     });
     this.#startActor();
-    if (restore) return;
+    if (restore) {
+      // A transfer cannot survive a restart: its outcome is unknown, so the agent takes over.
+      if (this.state === 'transferring') {
+        this.actor.send({ type: 'transfer.failed', error: 'interrupted by a restart' });
+      }
+      return;
+    }
     this.actor.send({
       type: 'call.started',
       ...(options.caller ? { caller: options.caller } : {}),
@@ -259,8 +267,12 @@ export class CallBridge implements CallControl {
     this.request({ type: 'end.requested', reason });
   }
 
-  /** The caller left: end the call without a goodbye. Safe to call at any time, repeatedly. */
+  /**
+   * The caller left: end the call without a goodbye. Safe to call at any time, repeatedly, even
+   * before `start()` (or after it failed): the machine is started so that `done` resolves.
+   */
   callerHungUp(): void {
+    this.#startActor();
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
   }
 
@@ -339,15 +351,21 @@ export class CallBridge implements CallControl {
    */
   async #handOver(name: AgentName, context: CallContext): Promise<void> {
     const team = name === 'reception' ? 'reception' : `our ${name} team`;
-    await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
-    if (this.#ended) return;
-    const payload = encodePayload(
-      this.actor.getPersistedSnapshot() as never,
-      context.handoffs.at(-1) ?? null,
-      this.#historyLines(),
-    );
-    this.#notify('dispatch', name, Buffer.byteLength(payload, 'utf8'));
-    const outcome = await this.#options.handover!.handOver(payload, name);
+    let outcome: 'joined' | 'timeout' | 'failed' = 'failed';
+    try {
+      await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
+      if (this.#ended) return;
+      const payload = encodePayload(
+        this.actor.getPersistedSnapshot() as never,
+        context.handoffs.at(-1) ?? null,
+        this.#historyLines(),
+      );
+      this.#notify('dispatch', name, Buffer.byteLength(payload, 'utf8'));
+      outcome = await this.#options.handover!.handOver(payload, name, this.#endSignal.signal);
+    } catch (error) {
+      // A dispatch that cannot even be sent is a specialist that never joins.
+      this.#log.warn({ err: error, to: name }, 'handover failed');
+    }
     if (this.#ended) return;
     if (outcome === 'joined') {
       // The call and its machine now live in the other worker: this one leaves.
@@ -359,7 +377,7 @@ export class CallBridge implements CallControl {
       this.#resolveDone({ reason: 'handed-over', context });
       return;
     }
-    this.#log.warn({ to: name }, 'specialist worker never joined; switching in process');
+    this.#log.warn({ to: name, outcome }, 'specialist worker never joined; switching in process');
     await this.#speak(
       `Sorry, ${team} could not pick up on their line, so I'll bring them in here.`,
       false,
@@ -450,6 +468,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#requested?.retire();
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
     this.#closing = (async () => {

@@ -6,8 +6,8 @@
  * Size: LiveKit limits room and participant metadata to 64 KiB. The payload is kept
  * under MAX_PAYLOAD_BYTES (16 KiB) so it also fits beside other room metadata: history is
  * dropped oldest first, then summaries are shortened. It carries no secrets (configuration never
- * enters the machine's context) and, of personal data, only the caller's number, which the
- * specialist needs.
+ * enters the machine's context). Personal data in it is what the next agent needs to go on: the
+ * caller's number and name, the handoff summaries, and the recent lines of the conversation.
  */
 import {
   CALL_MACHINE_VERSION,

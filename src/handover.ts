@@ -12,9 +12,12 @@ import {
 } from '../machines/callMachine.js';
 import { type HistoryLine, decodePayload } from './handoffPayload.js';
 
-/** Sends the payload to `to`'s worker and waits until it has joined the room (or gave up). */
+/**
+ * Sends the payload to `to`'s worker and waits until it is ready in the room (or gave up).
+ * `signal` aborts when the call ends meanwhile: the dispatch is then withdrawn.
+ */
 export interface HandoverTransport {
-  handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'>;
+  handOver(payload: string, to: AgentName, signal?: AbortSignal): Promise<'joined' | 'timeout'>;
 }
 
 /** Where the latest snapshot lives outside the process (room metadata on a live call). */

@@ -5,7 +5,7 @@
 import { pino, type Logger } from 'pino';
 
 /** Keys whose values are personal data. */
-const PII_KEYS = ['number', 'callerNumber', 'text', 'transcript', 'summary'];
+const PII_KEYS = ['number', 'callerNumber', 'name', 'text', 'transcript', 'summary'];
 
 /** Keep the country code and the last two digits: "+91********10". */
 export function maskPhoneNumber(value: string): string {

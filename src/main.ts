@@ -43,7 +43,16 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const config = loadConfig();
     if (WORKER_COMMANDS.has(process.argv[2] ?? '')) requireWorkerCredentials(config);
     const agentName = workerNameFor(config.agentName, department ?? 'reception');
-    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName }));
+    // Credentials from the same Config the jobs use, so the worker and its API calls agree.
+    cli.runApp(
+      new ServerOptions({
+        agent: fileURLToPath(import.meta.url),
+        agentName,
+        ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
+        ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
+        ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),
+      }),
+    );
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -11,10 +11,22 @@ import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk'
 import type { AgentName } from '../machines/callMachine.js';
 import type { HandoverTransport, SnapshotStore } from './handover.js';
 
+interface ParticipantLike {
+  kind?: ParticipantKind | undefined;
+  identity: string;
+  attributes?: Record<string, string> | undefined;
+}
+
 /** The part of an rtc-node Room the handover watches. */
 export interface RoomLike extends EventEmitter {
-  remoteParticipants: Map<string, { kind?: ParticipantKind | undefined; identity: string }>;
+  remoteParticipants: Map<string, ParticipantLike>;
 }
+
+/**
+ * Set by a worker on its agent participant once its session runs: "joined" means ready to talk,
+ * not merely connected (a job that fails after connecting would leave the caller alone).
+ */
+export const READY_ATTRIBUTE = 'call.ready';
 
 /** The worker that serves an agent: reception is the main worker, departments add a suffix. */
 export function workerNameFor(baseAgentName: string, agent: AgentName): string {
@@ -30,41 +42,54 @@ export class LiveKitHandover implements HandoverTransport {
     private readonly joinTimeoutMs: number,
   ) {}
 
-  async handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'> {
+  async handOver(
+    payload: string,
+    to: AgentName,
+    signal?: AbortSignal,
+  ): Promise<'joined' | 'timeout'> {
     const present = new Set(this.room.remoteParticipants.keys());
     // Listen before dispatching, so a fast join is not missed.
-    const joined = waitForNewAgent(this.room, present, this.joinTimeoutMs);
+    const joined = waitForReadyAgent(this.room, present, this.joinTimeoutMs, signal);
     const dispatch = await this.dispatcher.createDispatch(
       this.roomName,
       workerNameFor(this.baseAgentName, to),
       { metadata: payload },
     );
     const outcome = await joined;
-    if (outcome === 'timeout') {
-      // Withdraw the dispatch so a late worker does not join a call that moved on.
+    if (outcome !== 'joined') {
+      // Withdraw the dispatch so a late worker does not join a call that moved on or ended.
       await this.dispatcher.deleteDispatch(dispatch.id, this.roomName).catch(() => undefined);
+      return 'timeout';
     }
     return outcome;
   }
 }
 
-function waitForNewAgent(
+function waitForReadyAgent(
   room: RoomLike,
   present: Set<string>,
   timeoutMs: number,
-): Promise<'joined' | 'timeout'> {
+  signal: AbortSignal | undefined,
+): Promise<'joined' | 'timeout' | 'aborted'> {
   return new Promise((resolve) => {
-    const onJoin = (participant: { kind?: ParticipantKind | undefined; identity: string }) => {
+    const check = (participant: ParticipantLike) => {
       if (participant.kind !== ParticipantKind.AGENT || present.has(participant.identity)) return;
-      finish('joined');
+      if (participant.attributes?.[READY_ATTRIBUTE] === '1') finish('joined');
     };
+    const onAttributes = (_changed: unknown, participant: ParticipantLike) => check(participant);
+    const onAbort = () => finish('aborted');
     const timer = setTimeout(() => finish('timeout'), timeoutMs);
-    function finish(outcome: 'joined' | 'timeout') {
+    function finish(outcome: 'joined' | 'timeout' | 'aborted') {
       clearTimeout(timer);
-      room.off(RoomEvent.ParticipantConnected, onJoin);
+      room.off(RoomEvent.ParticipantConnected, check);
+      room.off(RoomEvent.ParticipantAttributesChanged, onAttributes);
+      signal?.removeEventListener('abort', onAbort);
       resolve(outcome);
     }
-    room.on(RoomEvent.ParticipantConnected, onJoin);
+    if (signal?.aborted) return finish('aborted');
+    signal?.addEventListener('abort', onAbort);
+    room.on(RoomEvent.ParticipantConnected, check);
+    room.on(RoomEvent.ParticipantAttributesChanged, onAttributes);
   });
 }
 
@@ -74,18 +99,44 @@ function waitForNewAgent(
  */
 export function waitForCaller<P extends { kind?: ParticipantKind | undefined; identity: string }>(
   room: EventEmitter & { remoteParticipants: Map<string, P> },
+  timeoutMs: number,
 ): Promise<P> {
   const isCaller = (p: P) => p.kind !== ParticipantKind.AGENT;
   const present = [...room.remoteParticipants.values()].find(isCaller);
   if (present) return Promise.resolve(present);
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     const onJoin = (participant: P) => {
       if (!isCaller(participant)) return;
-      room.off(RoomEvent.ParticipantConnected, onJoin);
+      done();
       resolve(participant);
     };
+    const onLeave = () => {
+      done();
+      reject(new Error('room closed before the caller joined'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      reject(new Error(`no caller joined within ${timeoutMs} ms`));
+    }, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      room.off(RoomEvent.ParticipantConnected, onJoin);
+      room.off(RoomEvent.Disconnected, onLeave);
+    }
     room.on(RoomEvent.ParticipantConnected, onJoin);
+    room.on(RoomEvent.Disconnected, onLeave);
   });
+}
+
+function parseObject(text: string | undefined): Record<string, unknown> {
+  try {
+    const parsed: unknown = JSON.parse(text ?? '');
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : {};
+  } catch {
+    return {};
+  }
 }
 
 /** Room metadata holding the call: `{ "call": <payload> }`, or `{ "call": null }` once ended. */
@@ -107,16 +158,21 @@ export function readRoomSnapshot(metadata: string | undefined): string | null {
 export class RoomSnapshotStore implements SnapshotStore {
   #writing: Promise<void> | null = null;
   #next: string | null = null;
+  /** Whatever else the room's metadata holds is kept: only the `call` key is ours. */
+  readonly #others: Record<string, unknown>;
 
   constructor(
     private readonly rooms: Pick<RoomServiceClient, 'updateRoomMetadata'>,
     private readonly roomName: string,
     private readonly onError: (error: unknown) => void,
     private readonly minIntervalMs = 2_000,
-  ) {}
+    currentMetadata?: string,
+  ) {
+    this.#others = parseObject(currentMetadata);
+  }
 
   save(payload: string, ended: boolean): void {
-    this.#next = JSON.stringify({ call: ended ? null : payload });
+    this.#next = JSON.stringify({ ...this.#others, call: ended ? null : payload });
     if (!this.#writing) this.#writing = this.#drain();
   }
 

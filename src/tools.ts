@@ -192,7 +192,10 @@ export function refusalMessage(
         `Tell the caller: "I can't connect you to a person right now, but I can help with ${help} myself."`
       );
     case 'not-available':
-      return `That is not possible from ${self} right now. Keep helping the caller with ${help}.`;
+      return (
+        `That is not possible from ${self} right now. ` +
+        `Tell the caller: "Sorry, I can't do that right now, but I can help with ${help}."`
+      );
     default:
       return 'Request refused. Keep helping the caller.';
   }

@@ -12,6 +12,7 @@ import {
   LiveKitHandover,
   type RoomLike,
   RoomSnapshotStore,
+  READY_ATTRIBUTE,
   readRoomSnapshot,
   waitForCaller,
 } from './roomHandover.js';
@@ -71,6 +72,8 @@ function createSession(config: Config, proc: JobProcess) {
 /**
  * Where this job's call starts from: a handoff payload in the dispatch metadata (dispatch mode),
  * or a snapshot left in the room by a worker that stopped (crash recovery); null for a new call.
+ * A restarted job still carries its original dispatch metadata, so the room's snapshot wins when
+ * it is further along (more handoffs, or more conversation).
  */
 function restorationFor(ctx: JobContext, config: Config, logger: Logger): RestorePoint | null {
   const input = {
@@ -78,10 +81,11 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
     humanTransfers: AGENT_NAMES.filter((a) => config.telephony.humanNumbers[a] !== undefined),
   };
   const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input);
-  const fromRoom = fromDispatch
-    ? null
-    : restoreFromPayload(readRoomSnapshot(ctx.room.metadata) ?? '', true, input);
-  const restoration = fromDispatch ?? fromRoom;
+  const fromRoom = restoreFromPayload(readRoomSnapshot(ctx.room.metadata) ?? '', true, input);
+  const restoration =
+    fromRoom && (!fromDispatch || progress(fromRoom.restore) > progress(fromDispatch.restore))
+      ? fromRoom
+      : fromDispatch;
   if (!restoration) return null;
   if (!restoration.ok) {
     logger.warn({ reason: restoration.reason }, 'snapshot not restorable; continuing from intent');
@@ -90,6 +94,15 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
   }
   return restoration.restore;
 }
+
+/** How far a call has gone: handoffs first, then lines of conversation. */
+function progress(restore: RestorePoint): number {
+  const snapshot = restore.snapshot as { context?: { handoffs?: unknown[] } };
+  return (snapshot.context?.handoffs?.length ?? 0) * 10_000 + restore.history.length;
+}
+
+/** How long a job waits for its caller before giving up on the room. */
+const CALLER_WAIT_MS = 60_000;
 
 export async function runCallJob(ctx: JobContext): Promise<void> {
   const config = loadConfig();
@@ -103,7 +116,8 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   const roomName = ctx.room.name ?? ctx.job.room?.name ?? '';
   const dial = decodeDialRequest(ctx.job.metadata);
   const calleeIdentity = dial ? `callee-${dial.phoneNumber.replace(/\D/g, '')}` : undefined;
-  const restoration = dial ? null : restorationFor(ctx, config, logger);
+  // Checked even for outbound calls: a restarted outbound job must resume, not dial again.
+  const restoration = restorationFor(ctx, config, logger);
   // main.ts checked these before the worker started.
   const [url, apiKey, apiSecret] = [
     config.livekit.url!,
@@ -116,6 +130,8 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     new RoomServiceClient(url, apiKey, apiSecret),
     roomName,
     (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
+    2_000,
+    ctx.room.metadata,
   );
   // INSPECT=local|stately (`npm run dev` sets local): this call, live in `npm run inspector`.
   const inspection = createCallInspection({ ...config.inspect, app: 'worker' });
@@ -155,7 +171,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   // Ended, or handed over to another department's worker: this job leaves the room.
   void bridge.done.then(({ reason }) => ctx.shutdown(reason));
 
-  if (dial) {
+  if (dial && !restoration) {
     requireVariables(
       [['OUTBOUND_TRUNK_ID', config.telephony.outboundTrunkId]],
       'set it in .env (printed by npm run setup:telephony).',
@@ -170,17 +186,14 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     if (!answered) return; // ended with no-answer, busy or failed; the job shuts down
   }
   // Not "the first participant": in dispatch mode the previous worker's agent is still here.
-  const participant = calleeIdentity
-    ? await ctx.waitForParticipant(calleeIdentity)
-    : await waitForCaller(ctx.room);
+  const participant = await waitForCaller(ctx.room, CALLER_WAIT_MS).catch((error: unknown) => {
+    logger.warn({ err: error }, 'no caller');
+    return null;
+  });
+  if (!participant) return bridge.abandon('no caller');
   callerIdentity = participant.identity;
   const caller = callerFromParticipant(participant);
   logger.info({ caller }, 'caller joined');
-
-  // Keypad digits from the caller go through the same machine events as the model's tools.
-  ctx.room.on(RoomEvent.DtmfReceived, (_code, digit, from) => {
-    if (from.identity === participant.identity) bridge.keypad(digit);
-  });
 
   // The caller leaving is the machine's caller.hungUp; the session closing follows from it.
   ctx.room.on(RoomEvent.ParticipantDisconnected, (left) => {
@@ -193,9 +206,23 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     await snapshotStore.flushed(); // the room must not keep a live snapshot of an ended call
   });
 
-  await bridge.start({
-    room: ctx.room,
-    caller,
-    inputOptions: { participantIdentity: participant.identity },
+  try {
+    await bridge.start({
+      room: ctx.room,
+      caller,
+      inputOptions: { participantIdentity: participant.identity },
+    });
+  } catch (error) {
+    logger.error({ err: error }, 'session failed to start');
+    bridge.abandon('session failed to start');
+    return;
+  }
+  // In dispatch mode the previous worker waits for this before leaving: ready to talk.
+  await ctx.room.localParticipant?.setAttributes({ [READY_ATTRIBUTE]: '1' });
+
+  // Keypad digits from the caller go through the same machine events as the model's tools.
+  // Listened to only now: a key pressed before the session runs has nobody to act on it.
+  ctx.room.on(RoomEvent.DtmfReceived, (_code, digit, from) => {
+    if (from?.identity === participant.identity) bridge.keypad(digit);
   });
 }

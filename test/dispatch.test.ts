@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CALL_MACHINE_VERSION } from '../machines/callMachine.js';
+import { createActor } from 'xstate';
+import { CALL_MACHINE_VERSION, callMachine } from '../machines/callMachine.js';
 import {
   MAX_PAYLOAD_BYTES,
   decodePayload,
@@ -14,7 +15,12 @@ import {
 } from '../src/handoffPayload.js';
 import { type RestorePoint, restoreFromPayload } from '../src/handover.js';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { LiveKitHandover, RoomSnapshotStore, readRoomSnapshot } from '../src/roomHandover.js';
+import {
+  LiveKitHandover,
+  READY_ATTRIBUTE,
+  RoomSnapshotStore,
+  readRoomSnapshot,
+} from '../src/roomHandover.js';
 import {
   type LiveKitApiStandIn,
   call,
@@ -88,6 +94,46 @@ describe('dispatch-mode handoff', () => {
     expect((await s.bridge.done).reason).toBe('done');
   });
 
+  it('falls back in process when the dispatch cannot even be sent', async () => {
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing', 'duplicate charge')] } },
+      handover: {
+        handOver: async () => {
+          throw new Error('CreateDispatch 503');
+        },
+      },
+    });
+    await c.say(CALLER_WORDS);
+    await c.until(() => c.bridge.speakingAgent === 'billing', 'billing in process');
+    await c.until(() => c.said('billing').length > 0, 'billing speaking');
+    expect(c.said('billing')[0]).toBe('billing here, about duplicate charge.');
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it('withdraws the handover when the caller hangs up during it, and activates nobody', async () => {
+    let aborted = false;
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing')] } },
+      handover: {
+        handOver: (_payload, _to, signal) =>
+          new Promise((resolve) => {
+            signal?.addEventListener('abort', () => {
+              aborted = true;
+              resolve('timeout');
+            });
+          }),
+      },
+    });
+    await c.say(CALLER_WORDS);
+    await c.until(() => c.events.some((e) => e.type === 'dispatch'), 'the dispatch');
+    c.bridge.callerHungUp();
+    expect((await c.bridge.done).reason).toBe('caller-hung-up');
+    await c.bridge.settled();
+    expect(aborted).toBe(true);
+    expect(c.agents()).toEqual(['reception']);
+  });
+
   it('speaks a fallback and switches in process when the specialist never joins', async () => {
     const c = await startTestCall({
       script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing', 'duplicate charge')] } },
@@ -120,15 +166,27 @@ describe('LiveKit dispatch transport', () => {
     const outcome = handover.handOver('{"kind":"call-handoff"}', 'billing');
     await held.arrived;
     held.answer({ ok: true, body: { id: 'AD_1', agentName: 'acme-billing', room: 'call-abc' } });
-    // An agent already in the room does not count; the new one does.
-    r.emit(RoomEvent.ParticipantConnected, {
+    // An agent already in the room does not count; a new one counts once its session runs.
+    let settled = false;
+    void outcome.then(() => (settled = true));
+    const ready = { [READY_ATTRIBUTE]: '1' };
+    r.emit(RoomEvent.ParticipantAttributesChanged, ready, {
       kind: ParticipantKind.AGENT,
       identity: 'agent-reception',
+      attributes: ready,
     });
     r.emit(RoomEvent.ParticipantConnected, { kind: ParticipantKind.SIP, identity: 'someone' });
     r.emit(RoomEvent.ParticipantConnected, {
       kind: ParticipantKind.AGENT,
       identity: 'agent-billing',
+      attributes: {},
+    });
+    await Promise.resolve();
+    expect(settled).toBe(false); // connected is not ready
+    r.emit(RoomEvent.ParticipantAttributesChanged, ready, {
+      kind: ParticipantKind.AGENT,
+      identity: 'agent-billing',
+      attributes: ready,
     });
     expect(await outcome).toBe('joined');
     expect(api.requests[0]).toMatchObject({
@@ -137,6 +195,19 @@ describe('LiveKit dispatch transport', () => {
       authorized: true,
       body: { agentName: 'acme-billing', room: 'call-abc', metadata: '{"kind":"call-handoff"}' },
     });
+  });
+
+  it('withdraws the dispatch when the call ends while waiting', async () => {
+    const handover = new LiveKitHandover(dispatcher(), room(), 'call-abc', 'acme', 60_000);
+    const ended = new AbortController();
+    const held = api.hold('CreateDispatch');
+    const outcome = handover.handOver('{}', 'sales', ended.signal);
+    await held.arrived;
+    held.answer({ ok: true, body: { id: 'AD_9' } });
+    ended.abort();
+    expect(await outcome).toBe('timeout');
+    expect(api.requests.map((r) => r.method)).toEqual(['CreateDispatch', 'DeleteDispatch']);
+    expect(api.requests[1]!.body).toMatchObject({ dispatchId: 'AD_9', room: 'call-abc' });
   });
 
   it('times out and withdraws the dispatch when nobody joins', async () => {
@@ -207,6 +278,26 @@ describe('payload rules', () => {
 });
 
 describe('crash recovery', () => {
+  it('does not leave a call restored mid-transfer stuck: the agent takes over and apologises', async () => {
+    const actor = createActor(callMachine, { input: { humanTransfers: ['billing'] } }).start();
+    actor.send({ type: 'call.started' });
+    actor.send({
+      type: 'handoff.requested',
+      department: 'billing',
+      reason: 'refund',
+      summary: 's',
+    });
+    actor.send({ type: 'transfer.requested', reason: 'wants a person' });
+    expect(actor.getSnapshot().value).toBe('transferring');
+    const payload = encodePayload(actor.getPersistedSnapshot() as never, null, []);
+    const { leg } = await startFromPayload(payload, true);
+    expect(leg.bridge.state).toBe('billing');
+    expect(leg.bridge.actor.getSnapshot().context.transfer?.error).toBe('interrupted by a restart');
+    await leg.until(() => leg.said('billing').some((t) => t.startsWith('Sorry')), 'the apology');
+    leg.bridge.callerHungUp();
+    await leg.bridge.done;
+  });
+
   it('keeps the snapshot in the room on every transition and clears it at the end', async () => {
     const store = new RoomSnapshotStore(
       new RoomServiceClient(api.url, api.apiKey, api.apiSecret),

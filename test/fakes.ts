@@ -77,6 +77,7 @@ export type ObservedEvent =
   | { type: 'agent'; agent: AgentName }
   | { type: 'say'; agent: AgentName; text: string }
   | { type: 'caller'; text: string }
+  | { type: 'dispatch'; agent: AgentName; bytes: number }
   | { type: 'end'; reason: string };
 
 export function recordingObserver(events: ObservedEvent[], onEvent = () => {}): CallObserver {
@@ -90,6 +91,7 @@ export function recordingObserver(events: ObservedEvent[], onEvent = () => {}): 
     agent: (agent) => push({ type: 'agent', agent }),
     say: (agent, text) => push({ type: 'say', agent, text }),
     caller: (text) => push({ type: 'caller', text }),
+    dispatch: (agent, bytes) => push({ type: 'dispatch', agent, bytes }),
     end: (reason) => push({ type: 'end', reason }),
   };
 }

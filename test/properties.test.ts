@@ -50,7 +50,6 @@ async function runSequence(commands: Command[]): Promise<void> {
 
   const accepted: CallEvent[] = [];
   let turn = 0;
-  let endedAt = -1;
   try {
     for (const [index, cmd] of commands.entries()) {
       const before = actor.getSnapshot();
@@ -101,7 +100,6 @@ async function runSequence(commands: Command[]): Promise<void> {
       expect(after.context.handoffs.length).toBeLessThanOrEqual(CAP);
 
       if (after.status === 'done') {
-        endedAt = c.events.length;
         await c.bridge.done;
         continue;
       }
@@ -124,9 +122,11 @@ async function runSequence(commands: Command[]): Promise<void> {
     c.bridge.callerHungUp();
     await c.bridge.done;
   }
-  // Nothing is activated after the end.
-  const afterEnd = endedAt >= 0 ? c.events.slice(endedAt) : [];
-  expect(afterEnd.filter((e) => e.type === 'agent')).toEqual([]);
+  // Nothing is activated after the end (every sequence ends, by the hang-up above if not before).
+  await c.bridge.settled();
+  const end = c.events.findIndex((e) => e.type === 'end');
+  expect(end).toBeGreaterThanOrEqual(0);
+  expect(c.events.slice(end).filter((e) => e.type === 'agent')).toEqual([]);
 }
 
 describe('call properties under random request sequences', () => {

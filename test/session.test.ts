@@ -7,8 +7,15 @@ import { llm, voice } from '@livekit/agents';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { DEPARTMENTS } from '../machines/callMachine.js';
-import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { call, handoffTo, startTestCall, trackUnhandledRejections } from './fakes.js';
+import { CallBridge } from '../src/bridge.js';
+import { ScriptedLLM } from '../src/models/scriptedLlm.js';
+import {
+  call,
+  handoffTo,
+  scriptedBrain,
+  startTestCall,
+  trackUnhandledRejections,
+} from './fakes.js';
 
 const rejections = trackUnhandledRejections();
 afterAll(() => {
@@ -281,7 +288,33 @@ describe('hang-ups', () => {
     expect(c.bridge.state).toBe('ended');
   });
 
-  it('answers a tool call after the end with silence, not an error', async () => {
+  it('answers a tool call batched after an accepted end with silence, not an error', async () => {
+    const c = await startTestCall({
+      script: { 'bye, and billing': { toolCalls: [call('end_call', {}), handoffTo('billing')] } },
+    });
+    const result = await c.say('bye, and billing').catch(() => undefined);
+    const end = await c.bridge.done;
+    expect(end.reason).toBe('caller is done');
+    expect(c.agents()).toEqual(['reception']);
+    // The late handoff got no error output and no reply: the goodbye is the last thing said.
+    const outputs = result?.events.filter((e) => e.type === 'function_call_output') ?? [];
+    expect(outputs.every((e) => !('item' in e) || !(e.item as { isError?: boolean }).isError)).toBe(
+      true,
+    );
+    expect(c.said('reception').at(-1)).toMatch(/Goodbye/);
+    expect(c.said('reception').some((t) => t.startsWith('Sorry'))).toBe(false);
+  });
+
+  it('ends cleanly when the caller hangs up before the call could start', async () => {
+    const session = new voice.AgentSession({ llm: new ScriptedLLM(scriptedBrain()) });
+    const bridge = new CallBridge({ session, companyName: 'Acme', maxHandoffs: 4 });
+    bridge.callerHungUp();
+    expect((await bridge.done).reason).toBe('caller-hung-up');
+    await bridge.start(); // too late: nothing starts
+    expect(bridge.speakingAgent).toBeNull();
+  });
+
+  it('answers a request after the end with a call-ended decision', async () => {
     const c = await startTestCall();
     c.bridge.callerHungUp();
     await c.bridge.done;

@@ -326,6 +326,7 @@ describe('caller identity', () => {
   it('puts the SIP number and call id in the machine and the brief, masked in logs', async () => {
     const caller = callerFromParticipant({
       kind: ParticipantKind.SIP,
+      name: 'Asha Rao',
       attributes: { 'sip.phoneNumber': '+919812345678', 'sip.callID': 'SCL_42' },
     });
     const c = await startTestCall({
@@ -335,6 +336,7 @@ describe('caller identity', () => {
     expect(c.bridge.actor.getSnapshot().context.caller).toEqual({
       number: '+919812345678',
       callId: 'SCL_42',
+      name: 'Asha Rao',
     });
     await c.say('billing');
     const brief = (c.model as ScriptedLLM).requests.find((r) =>
@@ -354,7 +356,9 @@ describe('caller identity', () => {
       'caller joined',
     );
     expect(written).toContain('+91********78');
+    expect(written).toContain('SCL_42');
     expect(written).not.toContain('9812345678');
+    expect(written).not.toContain('Asha');
     c.bridge.callerHungUp();
     await c.bridge.done;
   });
