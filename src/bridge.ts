@@ -142,6 +142,8 @@ export class CallBridge implements CallControl {
   /** Async effects run one after another, never inside a machine transition. */
   #effects: Promise<void> = Promise.resolve();
   #closing: Promise<void> = Promise.resolve();
+  /** A SIP REFER under way: resolves true if it succeeded. */
+  #referInFlight: Promise<boolean> | null = null;
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -273,6 +275,15 @@ export class CallBridge implements CallControl {
    */
   callerHungUp(): void {
     this.#startActor();
+    // A successful SIP REFER takes the caller out of the room before the API call returns: that
+    // departure is the transfer succeeding, decided by the REFER's outcome, not a hang-up.
+    const refer = this.#referInFlight;
+    if (refer) {
+      void refer.then((transferred) => {
+        if (!transferred) this.callerHungUp();
+      });
+      return;
+    }
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
   }
 
@@ -441,7 +452,12 @@ export class CallBridge implements CallControl {
         false,
       ).waitForPlayout();
       if (this.actor.getSnapshot().status !== 'active') return; // hung up meanwhile
-      await this.#options.telephony.transferCaller(number);
+      const refer = this.#options.telephony.transferCaller(number);
+      this.#referInFlight = refer.then(
+        () => true,
+        () => false,
+      );
+      await refer;
       this.#log.info({ from, reason: context.transfer?.reason }, 'caller transferred');
       if (this.actor.getSnapshot().status === 'active')
         this.actor.send({ type: 'transfer.succeeded' });
@@ -451,6 +467,8 @@ export class CallBridge implements CallControl {
       if (this.actor.getSnapshot().status === 'active') {
         this.actor.send({ type: 'transfer.failed', error: detail });
       }
+    } finally {
+      this.#referInFlight = null;
     }
   }
 

@@ -259,6 +259,20 @@ describe('human transfer', () => {
     });
   });
 
+  it('counts the caller leaving during a successful REFER as transferred, not hung up', async () => {
+    const held = api.hold('TransferSIPParticipant');
+    const c = await start();
+    await c.say('I want billing');
+    const asked = c.say('let me talk to a person');
+    await held.arrived;
+    // LiveKit removes the transferred caller from the room before the REFER call returns.
+    c.bridge.callerHungUp();
+    c.session.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
+    held.answer({ ok: true });
+    await asked.catch(() => undefined);
+    expect((await c.bridge.done).reason).toBe('transferred');
+  });
+
   it('returns to the department when the transfer fails, and the agent apologises and continues', async () => {
     api.script('TransferSIPParticipant', sipFailure(408, 'Request Timeout'));
     const c = await start();
