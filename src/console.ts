@@ -179,7 +179,9 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
-    observer: options.json ? jsonObserver(emit) : textObserver(out, lines !== undefined),
+    observer: options.json
+      ? jsonObserver(emit)
+      : textObserver(out, lines !== undefined || !process.stdin.isTTY),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
@@ -198,7 +200,6 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     for (const line of lines) await say(line);
   } else {
     const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
-    input.on('close', () => call.hangUp());
     call.done.then(() => input.close()).catch(() => {});
     for await (const line of input) {
       if (line.trim() !== '') await say(line.trim());

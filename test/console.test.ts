@@ -19,9 +19,13 @@ interface Run {
   stderr: string;
 }
 
-function runConsole(args: string[], env: Record<string, string> = {}): Promise<Run> {
+function runConsole(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: string,
+): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
       {
@@ -39,6 +43,7 @@ function runConsole(args: string[], env: Record<string, string> = {}): Promise<R
       (error, stdout, stderr) =>
         resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
+    child.stdin?.end(stdin ?? '');
   });
 }
 
@@ -167,6 +172,20 @@ describe('console --script --json', () => {
     expect(run.stdout).toMatch(/intent → billing/);
     expect(run.stdout).toMatch(/billing › Hi, this is the billing team/);
     expect(run.stdout).toMatch(/call ended: caller said goodbye/);
+  });
+});
+
+describe('console without --script', () => {
+  it('reads caller lines from stdin and hangs up only after the last one', async () => {
+    const run = await runConsole(['--json'], {}, 'I need help with my bill\n[0]\nthanks bye\n');
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    expect(events.filter((e) => e.type === 'caller').map((e) => e.text)).toEqual([
+      'I need help with my bill',
+      'thanks bye',
+    ]);
+    expect(events.filter((e) => e.type === 'keypad')).toHaveLength(1);
+    expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
   });
 });
 
