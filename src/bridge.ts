@@ -142,8 +142,9 @@ export class CallBridge implements CallControl {
   /** Async effects run one after another, never inside a machine transition. */
   #effects: Promise<void> = Promise.resolve();
   #closing: Promise<void> = Promise.resolve();
-  /** A SIP REFER under way: resolves true if it succeeded. */
-  #referInFlight: Promise<boolean> | null = null;
+  /** A SIP REFER is under way; a hang-up meanwhile waits for its outcome. */
+  #referInFlight = false;
+  #hangUpDuringRefer = false;
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -277,11 +278,8 @@ export class CallBridge implements CallControl {
     this.#startActor();
     // A successful SIP REFER takes the caller out of the room before the API call returns: that
     // departure is the transfer succeeding, decided by the REFER's outcome, not a hang-up.
-    const refer = this.#referInFlight;
-    if (refer) {
-      void refer.then((transferred) => {
-        if (!transferred) this.callerHungUp();
-      });
+    if (this.#referInFlight) {
+      this.#hangUpDuringRefer = true; // settled by #transfer once the REFER answers
       return;
     }
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
@@ -452,12 +450,8 @@ export class CallBridge implements CallControl {
         false,
       ).waitForPlayout();
       if (this.actor.getSnapshot().status !== 'active') return; // hung up meanwhile
-      const refer = this.#options.telephony.transferCaller(number);
-      this.#referInFlight = refer.then(
-        () => true,
-        () => false,
-      );
-      await refer;
+      this.#referInFlight = true;
+      await this.#options.telephony.transferCaller(number);
       this.#log.info({ from, reason: context.transfer?.reason }, 'caller transferred');
       if (this.actor.getSnapshot().status === 'active')
         this.actor.send({ type: 'transfer.succeeded' });
@@ -465,10 +459,16 @@ export class CallBridge implements CallControl {
       const detail = error instanceof Error ? error.message : String(error);
       this.#log.warn({ from, error: detail }, 'transfer failed');
       if (this.actor.getSnapshot().status === 'active') {
-        this.actor.send({ type: 'transfer.failed', error: detail });
+        // A caller who left while the REFER was failing has hung up; nobody to apologise to.
+        this.actor.send(
+          this.#hangUpDuringRefer
+            ? { type: 'caller.hungUp' }
+            : { type: 'transfer.failed', error: detail },
+        );
       }
     } finally {
-      this.#referInFlight = null;
+      this.#referInFlight = false;
+      this.#hangUpDuringRefer = false;
     }
   }
 

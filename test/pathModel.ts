@@ -60,7 +60,7 @@ export interface PathStep {
 export interface ModelPath {
   /** The configuration the call runs with. */
   input: Required<CallInput>;
-  /** The transition this path was generated to cover (its last step). */
+  /** The transition this path was generated to cover (its last step), and from which state. */
   target: string;
   steps: PathStep[];
 }
@@ -220,8 +220,8 @@ export function serializeSnapshot(snapshot: Snapshot): string {
 }
 
 /**
- * One path per machine transition: the shortest path to a state where the transition is
- * enabled, plus that transition. Together they cover every state and every transition.
+ * One path per machine transition and state it can be taken from: the shortest path to that
+ * state, plus the transition. Together they cover every state and every transition.
  */
 export function generatePaths(): ModelPath[] {
   const best = new Map<string, ModelPath>();
@@ -237,7 +237,10 @@ export function generatePaths(): ModelPath[] {
         .filter((event) => !event.type.startsWith('xstate.'));
       for (const event of eventsFrom(statePath.state)) {
         const steps = replay(input, [...prefix, event]);
-        const target = steps.at(-1)!.transition;
+        // A transition declared on a parent state (reception's handoffs, ends, hang-ups) is
+        // taken from each of its children: one path per child, so each is exercised.
+        const last = steps.at(-1)!;
+        const target = `${last.transition} from ${callStateOf(last.before)}`;
         const current = best.get(target);
         if (!current || steps.length < current.steps.length) {
           best.set(target, { input, target, steps });

@@ -230,7 +230,8 @@ export class PathRun {
       }
       case 'caller.hungUp':
         // What a disconnect produces: the room event (the worker's hang-up), then RoomIO
-        // closing the session.
+        // closing the session; a REFER under way fails, as the caller is gone.
+        this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
         this.bridge.callerHungUp();
         this.session.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
         break;
@@ -360,12 +361,13 @@ export class PathRun {
   /** End the call if the path left it live, and wait until nothing is pending. */
   async close(): Promise<void> {
     this.#openGreeting();
+    // A REFER still held when the path ended fails, as it would once the caller is gone (a
+    // hang-up during a REFER waits for its outcome).
+    this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
     if (this.bridge.actor.getSnapshot().status === 'active') {
       this.bridge.callerHungUp();
     }
     if (this.#started) await this.bridge.done;
-    // A transfer still held when the path ended is answered, so nothing stays pending.
-    this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
     await this.#api?.close();
   }
 }

@@ -273,6 +273,20 @@ describe('human transfer', () => {
     expect((await c.bridge.done).reason).toBe('transferred');
   });
 
+  it('ends as hung up, with no apology, when the caller leaves and the REFER then fails', async () => {
+    const held = api.hold('TransferSIPParticipant');
+    const c = await start();
+    await c.say('I want billing');
+    const asked = c.say('let me talk to a person');
+    await held.arrived;
+    c.bridge.callerHungUp();
+    held.answer(sipFailure(487, 'Request Terminated'));
+    await asked.catch(() => undefined);
+    expect((await c.bridge.done).reason).toBe('caller-hung-up');
+    expect(c.bridge.actor.getSnapshot().context.transfer?.error).toBeUndefined();
+    expect(c.said('billing').some((t) => t.startsWith('Sorry'))).toBe(false);
+  });
+
   it('returns to the department when the transfer fails, and the agent apologises and continues', async () => {
     api.script('TransferSIPParticipant', sipFailure(408, 'Request Timeout'));
     const c = await start();
