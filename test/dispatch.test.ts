@@ -252,7 +252,7 @@ describe('payload rules', () => {
     expect(() => encodePayload(big, handoff, [], 100)).toThrow(/over the 100 byte bound/);
   });
 
-  it('carries no configuration or secrets, only the caller number as personal data', async () => {
+  it('carries no configuration or secrets', async () => {
     const snapshot = await snapshotOf();
     const text = encodePayload(snapshot, null, []);
     expect(text).not.toMatch(/apiKey|secret|password|OPENAI|LIVEKIT/i);
