@@ -21,6 +21,7 @@ import {
 } from '../src/telephony.js';
 import {
   type LiveKitApiStandIn,
+  type TwirpOutcome,
   call,
   handoffTo,
   scriptedBrain,
@@ -259,30 +260,29 @@ describe('human transfer', () => {
     });
   });
 
-  it('counts the caller leaving during a successful REFER as transferred, not hung up', async () => {
+  /** The caller leaves the room while the REFER is under way; then it answers `outcome`. */
+  async function leaveDuringRefer(outcome: TwirpOutcome) {
     const held = api.hold('TransferSIPParticipant');
     const c = await start();
     await c.say('I want billing');
     const asked = c.say('let me talk to a person');
     await held.arrived;
-    // LiveKit removes the transferred caller from the room before the REFER call returns.
     c.bridge.callerHungUp();
     c.session.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
-    held.answer({ ok: true });
+    held.answer(outcome);
     await asked.catch(() => undefined);
-    expect((await c.bridge.done).reason).toBe('transferred');
+    return { c, end: await c.bridge.done };
+  }
+
+  it('counts the caller leaving during a successful REFER as transferred, not hung up', async () => {
+    // LiveKit removes the transferred caller from the room before the REFER call returns.
+    const { end } = await leaveDuringRefer({ ok: true });
+    expect(end.reason).toBe('transferred');
   });
 
   it('ends as hung up, with no apology, when the caller leaves and the REFER then fails', async () => {
-    const held = api.hold('TransferSIPParticipant');
-    const c = await start();
-    await c.say('I want billing');
-    const asked = c.say('let me talk to a person');
-    await held.arrived;
-    c.bridge.callerHungUp();
-    held.answer(sipFailure(487, 'Request Terminated'));
-    await asked.catch(() => undefined);
-    expect((await c.bridge.done).reason).toBe('caller-hung-up');
+    const { c, end } = await leaveDuringRefer(sipFailure(487, 'Request Terminated'));
+    expect(end.reason).toBe('caller-hung-up');
     expect(c.bridge.actor.getSnapshot().context.transfer?.error).toBeUndefined();
     expect(c.said('billing').some((t) => t.startsWith('Sorry'))).toBe(false);
   });
