@@ -53,6 +53,7 @@ import {
   historyLines,
   restoredChatContext,
 } from './handover.js';
+import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalMessage } from './tools.js';
@@ -142,9 +143,8 @@ export class CallBridge implements CallControl {
   /** Async effects run one after another, never inside a machine transition. */
   #effects: Promise<void> = Promise.resolve();
   #closing: Promise<void> = Promise.resolve();
-  /** A SIP REFER is under way; a hang-up meanwhile waits for its outcome. */
-  #referInFlight = false;
-  #hangUpDuringRefer = false;
+  readonly #transfers: HumanTransfer;
+  readonly #transferHost: TransferHost;
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -152,6 +152,13 @@ export class CallBridge implements CallControl {
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#historyItems = options.historyItems ?? 40;
     this.maxHandoffs = options.maxHandoffs;
+    this.#transfers = new HumanTransfer(options.telephony, options.humanNumbers ?? {});
+    this.#transferHost = {
+      speak: (text) => this.#speak(text, false).waitForPlayout(),
+      isLive: () => this.actor.getSnapshot().status === 'active',
+      send: (event) => this.actor.send(event),
+      log: this.#log,
+    };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
 
     const machine = callMachine.provide({
@@ -159,7 +166,9 @@ export class CallBridge implements CallControl {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
         transferCall: ({ context }, { from }) =>
-          this.#enqueue('transfer', () => this.#transfer(from, context)),
+          this.#enqueue('transfer', () =>
+            this.#transfers.run(this.#transferHost, from, context.transfer?.reason),
+          ),
         apologiseForTransfer: ({ context }) => this.#apologiseForTransfer(context),
         endCall: ({ context }, { reason, farewell }) => this.#end(reason, farewell, context),
       },
@@ -260,7 +269,7 @@ export class CallBridge implements CallControl {
 
   /** Where a transfer to a person from this agent goes, if anywhere. */
   humanNumberFor(agent: AgentName): string | undefined {
-    return this.#options.telephony ? this.#options.humanNumbers?.[agent] : undefined;
+    return this.#transfers.numberFor(agent);
   }
 
   /** End a call that never connected (an outbound call not answered), with the reason. */
@@ -278,10 +287,7 @@ export class CallBridge implements CallControl {
     this.#startActor();
     // A successful SIP REFER takes the caller out of the room before the API call returns: that
     // departure is the transfer succeeding, decided by the REFER's outcome, not a hang-up.
-    if (this.#referInFlight) {
-      this.#hangUpDuringRefer = true; // settled by #transfer once the REFER answers
-      return;
-    }
+    if (this.#transfers.deferHangUp()) return; // settled by the REFER's outcome
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
   }
 
@@ -437,39 +443,6 @@ export class CallBridge implements CallControl {
       .filter((item) => item.type === 'message' && item.role === 'user')
       .slice(-3)
       .map((item) => (item.type === 'message' ? (item.textContent ?? '') : ''));
-  }
-
-  /** Tell the caller, then cold-transfer them (SIP REFER) and report the outcome to the machine. */
-  async #transfer(from: AgentName, context: CallContext): Promise<void> {
-    const number = this.humanNumberFor(from);
-    const team = from === 'reception' ? 'a colleague' : `a colleague in ${from}`;
-    try {
-      if (!number || !this.#options.telephony) throw new Error('no transfer number');
-      await this.#speak(
-        `I'm transferring you to ${team} now. Please hold.`,
-        false,
-      ).waitForPlayout();
-      if (this.actor.getSnapshot().status !== 'active') return; // hung up meanwhile
-      this.#referInFlight = true;
-      await this.#options.telephony.transferCaller(number);
-      this.#log.info({ from, reason: context.transfer?.reason }, 'caller transferred');
-      if (this.actor.getSnapshot().status === 'active')
-        this.actor.send({ type: 'transfer.succeeded' });
-    } catch (error) {
-      const detail = error instanceof Error ? error.message : String(error);
-      this.#log.warn({ from, error: detail }, 'transfer failed');
-      if (this.actor.getSnapshot().status === 'active') {
-        // A caller who left while the REFER was failing has hung up; nobody to apologise to.
-        this.actor.send(
-          this.#hangUpDuringRefer
-            ? { type: 'caller.hungUp' }
-            : { type: 'transfer.failed', error: detail },
-        );
-      }
-    } finally {
-      this.#referInFlight = false;
-      this.#hangUpDuringRefer = false;
-    }
   }
 
   #apologiseForTransfer(context: CallContext): void {
