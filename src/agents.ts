@@ -118,6 +118,10 @@ export class CallAgent extends voice.Agent {
     this.#retired = true;
   }
 
+  get retired(): boolean {
+    return this.#retired;
+  }
+
   override async llmNode(
     ...args: Parameters<voice.Agent['llmNode']>
   ): ReturnType<voice.Agent['llmNode']> {

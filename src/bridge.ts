@@ -313,7 +313,9 @@ export class CallBridge implements CallControl {
             .truncate(this.#historyItems)
         : undefined;
     const tts = this.#options.ttsFor?.(name);
-    return new CallAgent({
+    // The tools read the agent they belong to once it exists.
+    const ref: { agent?: CallAgent } = {};
+    ref.agent = new CallAgent({
       name,
       instructions: instructionsFor(
         name,
@@ -323,6 +325,7 @@ export class CallBridge implements CallControl {
       tools: buildTools(this, name, {
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
+        isRetired: () => ref.agent?.retired ?? false,
       }),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
@@ -335,6 +338,7 @@ export class CallBridge implements CallControl {
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
       },
     });
+    return ref.agent;
   }
 
   #activate(name: AgentName, context: CallContext): void {

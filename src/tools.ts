@@ -55,6 +55,12 @@ export interface ToolOptions {
   extra?: AnyFunctionTool[];
   /** Offer `transfer_to_human`: only where a number is configured. */
   humanTransfer?: boolean;
+  /**
+   * Whether the agent has been retired (the machine moved on). A business tool that finishes
+   * after that returns nothing, so its result asks no reply of the old agent: this holds for
+   * realtime models too, whose replies do not go through the agent's `llmNode`.
+   */
+  isRetired?: () => boolean;
 }
 
 /** The control tools every agent of this call gets, plus the agent's own business tools. */
@@ -63,7 +69,20 @@ export function buildTools(
   self: AgentName,
   options: ToolOptions = {},
 ): llm.ToolContext {
-  const tools: AnyFunctionTool[] = [...(options.extra ?? [])];
+  const isRetired = options.isRetired ?? (() => false);
+  const tools: AnyFunctionTool[] = (options.extra ?? []).map((tool) =>
+    llm.tool({
+      name: tool.name,
+      description: tool.description,
+      parameters: tool.parameters,
+      flags: tool.flags,
+      onDuplicate: tool.onDuplicate,
+      execute: async (args, opts) => {
+        const result: unknown = await tool.execute(args, opts);
+        return isRetired() ? undefined : result;
+      },
+    }),
+  );
   for (const department of DEPARTMENTS) {
     tools.push(
       llm.tool({

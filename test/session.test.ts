@@ -210,6 +210,38 @@ describe('batched tool calls (upstream drops these handoffs)', () => {
     await c.bridge.done;
   });
 
+  it('drops the result of a business tool that finishes after the handoff (no reply asked, realtime too)', async () => {
+    let release!: () => void;
+    const slow = llm.tool({
+      name: 'lookup_invoice',
+      description: 'Look up an invoice.',
+      parameters: z.object({ id: z.string() }),
+      execute: async ({ id }) => {
+        await new Promise<void>((resolve) => (release = resolve));
+        return `invoice ${id}: 40 dollars`;
+      },
+    });
+    const c = await startTestCall({
+      extraTools: (agent) => (agent === 'reception' ? [slow] : []),
+      script: {
+        'invoice 4417': {
+          toolCalls: [call('lookup_invoice', { id: '4417' }), handoffTo('billing')],
+        },
+      },
+    });
+    const run = c.say('invoice 4417');
+    await c.until(() => c.bridge.state === 'billing', 'the handoff');
+    release();
+    const result = await run;
+    const output = result.events.find(
+      (e) => e.type === 'function_call_output' && e.item.name === 'lookup_invoice',
+    );
+    expect((output?.item as { output?: string } | undefined)?.output).toBe('');
+    expect(c.said('reception')).toHaveLength(1);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
   it('gives exactly one handoff for two conflicting ones, the first accepted', async () => {
     const c = await startTestCall({
       script: { 'money and a purchase': { toolCalls: [handoffTo('billing'), handoffTo('sales')] } },
