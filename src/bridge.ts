@@ -56,7 +56,7 @@ import {
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import type { CallTelephony } from './telephony.js';
-import { type AnyFunctionTool, type CallControl, buildTools, refusalMessage } from './tools.js';
+import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
 /** Everything a front end (console, worker, inspector) may want to show. */
 export interface CallObserver {
@@ -256,8 +256,7 @@ export class CallBridge implements CallControl {
     this.#notify('keypad', digit);
     const decision = this.request(event);
     if (!decision.accepted && decision.code !== 'call-ended') {
-      const self = this.#requested?.callAgent ?? 'reception';
-      const line = /Tell the caller: "([^"]+)"/.exec(refusalMessage(decision, this, self))?.[1];
+      const line = refusalLine(decision, this.#requested?.callAgent ?? 'reception');
       if (line) {
         this.#enqueue('keypad refusal', async () => {
           await this.#speak(line, true).waitForPlayout();
@@ -443,10 +442,10 @@ export class CallBridge implements CallControl {
   }
 
   #recentCallerWords(): string[] {
-    return this.#session.history.items
-      .filter((item) => item.type === 'message' && item.role === 'user')
+    return this.#historyLines()
+      .filter((line) => line.role === 'user')
       .slice(-3)
-      .map((item) => (item.type === 'message' ? (item.textContent ?? '') : ''));
+      .map((line) => line.text);
   }
 
   #apologiseForTransfer(context: CallContext): void {

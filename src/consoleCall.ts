@@ -31,8 +31,6 @@ interface Leg {
   session: voice.AgentSession;
   bridge: CallBridge;
   model: llm.LLM;
-  /** Resolves when this leg's agent has said something. */
-  firstWords: Promise<void>;
   /** Called with the speaking agent on every line said in this leg. */
   waiters: Set<(agent: AgentName) => void>;
 }
@@ -83,7 +81,14 @@ export class ConsoleCall {
   #nextWords(leg: Leg, previous: AgentName | null): Promise<void> {
     return Promise.race([
       leg.bridge.done.then(() => undefined),
-      new Promise<void>((resolve) => leg.waiters.add((agent) => agent !== previous && resolve())),
+      new Promise<void>((resolve) => {
+        const waiter = (agent: AgentName) => {
+          if (agent === previous) return;
+          leg.waiters.delete(waiter);
+          resolve();
+        };
+        leg.waiters.add(waiter);
+      }),
     ]);
   }
 
@@ -107,14 +112,11 @@ export class ConsoleCall {
   #leg(restore?: RestorePoint): Leg {
     const model = this.#options.createModel();
     const session = new voice.AgentSession({ llm: model });
-    let spoke!: () => void;
-    const firstWords = new Promise<void>((resolve) => (spoke = resolve));
     const waiters = new Set<(agent: AgentName) => void>();
     const observer: CallObserver = {
       ...this.#options.observer,
       say: (agent, text) => {
         this.#options.observer.say?.(agent, text);
-        spoke();
         for (const waiter of waiters) waiter(agent);
       },
     };
@@ -132,7 +134,7 @@ export class ConsoleCall {
         : {}),
     };
     const bridge = new CallBridge(options);
-    const leg = { session, bridge, model, firstWords, waiters };
+    const leg = { session, bridge, model, waiters };
     this.#legs.push(leg);
     void bridge.done.then((end) => {
       if (end.reason !== 'handed-over') this.#resolveDone(end);
@@ -151,11 +153,12 @@ export class ConsoleCall {
       this.#options.logger.warn({ reason: restoration.reason }, 'payload not restorable');
     }
     const next = this.#leg(restoration.restore);
+    // Joined once the specialist has spoken its first words: the caller's next line follows them.
+    const firstWords = this.#nextWords(next, null);
     this.#options.logger.info({ to }, 'specialist leg started from payload');
     await next.bridge.start();
     this.#current = next;
-    // Joined once the specialist has spoken its first words: the caller's next line follows them.
-    await Promise.race([next.firstWords, next.bridge.done]);
+    await firstWords;
     return 'joined';
   }
 }

@@ -4,7 +4,9 @@
  * the worker and the console provide the transports.
  */
 import { llm } from '@livekit/agents';
+import { getInitialSnapshot } from 'xstate';
 import {
+  type AgentName,
   type CallContext,
   type CallInput,
   type HandoffRecord,
@@ -35,8 +37,6 @@ export interface RestorePoint {
   /** True when resuming after a crash: the agent picks up instead of greeting. */
   resumed: boolean;
 }
-
-type AgentName = HandoffRecord['to'];
 
 /** The conversation as plain lines, without instructions, tool calls or handoff markers. */
 export function historyLines(history: llm.ChatContext): HistoryLine[] {
@@ -92,17 +92,7 @@ export function restoreFromPayload(
   };
 }
 
+/** The machine's own initial context for this configuration, as a started call. */
 function freshContext(caller: CallContext['caller'], input: Required<CallInput>): CallContext {
-  return {
-    started: true,
-    caller,
-    maxHandoffs: input.maxHandoffs,
-    handoffs: [],
-    refusals: [],
-    endReason: null,
-    controlTurnId: null,
-    lastTurnId: null,
-    humanTransfers: input.humanTransfers,
-    transfer: null,
-  };
+  return { ...getInitialSnapshot(callMachine, input).context, started: true, caller };
 }

@@ -63,6 +63,11 @@ export interface ToolOptions {
   isRetired?: () => boolean;
 }
 
+/** A request a tool sends; the tool adds the model turn it came from. */
+type TurnRequest<E = Extract<CallEvent, { turnId?: string }>> = E extends unknown
+  ? Omit<E, 'turnId'>
+  : never;
+
 /** The control tools every agent of this call gets, plus the agent's own business tools. */
 export function buildTools(
   control: CallControl,
@@ -70,6 +75,28 @@ export function buildTools(
   options: ToolOptions = {},
 ): llm.ToolContext {
   const isRetired = options.isRetired ?? (() => false);
+  // Every control tool is the same: send the request with its model turn, report the decision.
+  const controlTool = <P extends z.ZodObject<z.ZodRawShape>>(
+    name: string,
+    description: string,
+    parameters: P,
+    toRequest: (args: z.infer<P>) => TurnRequest,
+  ) =>
+    llm.tool({
+      name,
+      description,
+      parameters,
+      execute: async (args, { ctx }) =>
+        settle(
+          control.request({
+            ...toRequest(args as z.infer<P>),
+            turnId: ctx.speechHandle.id,
+          } as CallEvent),
+          control,
+          self,
+        ),
+    });
+
   const tools: AnyFunctionTool[] = (options.extra ?? []).map((tool) =>
     llm.tool({
       name: tool.name,
@@ -85,91 +112,51 @@ export function buildTools(
   );
   for (const department of DEPARTMENTS) {
     tools.push(
-      llm.tool({
-        name: TOOL_NAMES.handoff(department),
-        description:
-          `Transfer the caller to the ${department} team (${TOPICS[department]}). ` +
+      controlTool(
+        TOOL_NAMES.handoff(department),
+        `Transfer the caller to the ${department} team (${TOPICS[department]}). ` +
           'The caller stays on the line and the specialist greets them next, so do not say goodbye.',
-        parameters: handoffParameters,
-        execute: async ({ reason, summary }, { ctx }) =>
-          settle(
-            control.request({
-              type: 'handoff.requested',
-              department,
-              reason,
-              summary,
-              turnId: ctx.speechHandle.id,
-            }),
-            control,
-            self,
-          ),
-      }),
+        handoffParameters,
+        ({ reason, summary }) => ({ type: 'handoff.requested', department, reason, summary }),
+      ),
     );
   }
   if (self !== 'reception') {
     tools.push(
-      llm.tool({
-        name: TOOL_NAMES.returnToReception,
-        description:
-          'Send the caller back to reception when their need fits no department. ' +
+      controlTool(
+        TOOL_NAMES.returnToReception,
+        'Send the caller back to reception when their need fits no department. ' +
           'Reception will pick up from the summary.',
-        parameters: handoffParameters,
-        execute: async ({ reason, summary }, { ctx }) =>
-          settle(
-            control.request({
-              type: 'reception.requested',
-              reason,
-              summary,
-              turnId: ctx.speechHandle.id,
-            }),
-            control,
-            self,
-          ),
-      }),
+        handoffParameters,
+        ({ reason, summary }) => ({ type: 'reception.requested', reason, summary }),
+      ),
     );
   }
   if (options.humanTransfer) {
     tools.push(
-      llm.tool({
-        name: TOOL_NAMES.transferToHuman,
-        description:
-          'Transfer the caller to a person on our team when they ask for a human or you cannot ' +
+      controlTool(
+        TOOL_NAMES.transferToHuman,
+        'Transfer the caller to a person on our team when they ask for a human or you cannot ' +
           'help. The caller is told to hold; if it fails you will be asked to keep helping.',
-        parameters: z.object({
+        z.object({
           reason: z.string().optional().describe('Why a person is needed, in a few words.'),
         }),
-        execute: async ({ reason }, { ctx }) =>
-          settle(
-            control.request({
-              type: 'transfer.requested',
-              reason: reason?.trim() || 'caller asked for a person',
-              turnId: ctx.speechHandle.id,
-            }),
-            control,
-            self,
-          ),
-      }),
+        ({ reason }) => ({
+          type: 'transfer.requested',
+          reason: reason?.trim() || 'caller asked for a person',
+        }),
+      ),
     );
   }
   tools.push(
-    llm.tool({
-      name: TOOL_NAMES.endCall,
-      description:
-        'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
-      parameters: z.object({
+    controlTool(
+      TOOL_NAMES.endCall,
+      'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
+      z.object({
         reason: z.string().optional().describe('Why the call is ending, in a few words.'),
       }),
-      execute: async ({ reason }, { ctx }) =>
-        settle(
-          control.request({
-            type: 'end.requested',
-            reason: reason?.trim() || 'caller is done',
-            turnId: ctx.speechHandle.id,
-          }),
-          control,
-          self,
-        ),
-    }),
+      ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
+    ),
   );
   return new llm.ToolContext(tools);
 }
@@ -187,35 +174,40 @@ function settle(decision: Decision, control: CallControl, self: AgentName): unde
   }
 }
 
+/** What the agent should say to the caller about a refusal, if there is a stock line for it. */
+export function refusalLine(
+  decision: Extract<Decision, { accepted: false }>,
+  self: AgentName,
+): string | undefined {
+  const help = TOPICS[self];
+  switch (decision.code) {
+    case 'handoff-cap':
+      return `I can't transfer you again, but I can help with ${help} myself.`;
+    case 'same-department':
+      return "You're in the right place, I can help with that.";
+    case 'no-human':
+      return `I can't connect you to a person right now, but I can help with ${help} myself.`;
+    case 'not-available':
+      return `Sorry, I can't do that right now, but I can help with ${help}.`;
+    default:
+      return undefined;
+  }
+}
+
 /** The text the model sees for a refusal: what happened and what to tell the caller. */
 export function refusalMessage(
   decision: Extract<Decision, { accepted: false }>,
   control: Pick<CallControl, 'maxHandoffs'>,
   self: AgentName,
 ): string {
-  const help = TOPICS[self];
-  switch (decision.code) {
-    case 'handoff-cap':
-      return (
-        `Transfer refused: this call has reached its limit of ${control.maxHandoffs} transfers. ` +
-        `Tell the caller: "I can't transfer you again, but I can help with ${help} myself."`
-      );
-    case 'same-department':
-      return (
-        `Transfer refused: the caller is already with ${self}, which is you. ` +
-        `Do not transfer; help them directly. Tell the caller: "You're in the right place, I can help with that."`
-      );
-    case 'no-human':
-      return (
-        'Transfer refused: nobody can take a transfer from here. ' +
-        `Tell the caller: "I can't connect you to a person right now, but I can help with ${help} myself."`
-      );
-    case 'not-available':
-      return (
-        `That is not possible from ${self} right now. ` +
-        `Tell the caller: "Sorry, I can't do that right now, but I can help with ${help}."`
-      );
-    default:
-      return 'Request refused. Keep helping the caller.';
-  }
+  const what: Record<string, string> = {
+    'handoff-cap': `Transfer refused: this call has reached its limit of ${control.maxHandoffs} transfers.`,
+    'same-department': `Transfer refused: the caller is already with ${self}, which is you. Do not transfer; help them directly.`,
+    'no-human': 'Transfer refused: nobody can take a transfer from here.',
+    'not-available': `That is not possible from ${self} right now.`,
+  };
+  const line = refusalLine(decision, self);
+  return line
+    ? `${what[decision.code]} Tell the caller: "${line}"`
+    : 'Request refused. Keep helping the caller.';
 }
