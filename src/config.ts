@@ -271,3 +271,43 @@ export function requireWorkerCredentials(config: Config): void {
     );
   }
 }
+
+/** `npm run stack` and the live tests: a local LiveKit server and Redis on this host. */
+export interface StackConfig {
+  /** The livekit-server binary. Default: `server` in `go env GOPATH`/bin, else on PATH. */
+  serverBin: string | undefined;
+  /** The address the server advertises to WebRTC clients. Default: first non-loopback IPv4. */
+  nodeIp: string | undefined;
+  /** The server's HTTP/WebSocket port (clients use ws://127.0.0.1:PORT). */
+  livekitPort: number;
+  redisPort: number;
+}
+
+const StackEnvSchema = z.object({
+  LIVEKIT_SERVER_BIN: optionalString,
+  LIVEKIT_NODE_IP: optionalString.pipe(z.string().ip({ version: 'v4' }).optional()),
+  LIVEKIT_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
+  REDIS_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
+});
+
+/** Read the local stack's settings (see {@link StackConfig}); `.env` is loaded as for loadConfig. */
+export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
+  if (env === undefined) {
+    loadDotenv({ quiet: true });
+    env = process.env;
+  }
+  const parsed = StackEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(
+      `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
+    );
+  }
+  const e = parsed.data;
+  return {
+    serverBin: e.LIVEKIT_SERVER_BIN,
+    nodeIp: e.LIVEKIT_NODE_IP,
+    livekitPort: e.LIVEKIT_PORT ?? 7880,
+    redisPort: e.REDIS_PORT ?? 6379,
+  };
+}
