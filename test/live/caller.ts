@@ -1,0 +1,301 @@
+/**
+ * A caller in a live room, with @livekit/rtc-node: it speaks flite audio into a microphone track
+ * and listens to the agent's track. Every stretch of agent audio it receives is cut by an energy
+ * endpointer and recognised (pocketsphinx, with a grammar of the lines the speech server has
+ * synthesised so far), so a test knows which line the caller heard and in which voice.
+ *
+ * `sip` joins as the SIP service's participant would: token kind 'sip' with `sip.*` attributes.
+ */
+import { EventEmitter } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import {
+  AudioFrame,
+  AudioSource,
+  AudioStream,
+  LocalAudioTrack,
+  ParticipantKind,
+  type RemoteParticipant,
+  type RemoteTrack,
+  Room,
+  RoomEvent,
+  TrackKind,
+  TrackPublishOptions,
+  TrackSource,
+} from '@livekit/rtc-node';
+import { AccessToken } from 'livekit-server-sdk';
+import type { AgentName } from '../../machines/callMachine.js';
+import { Endpointer, type EndpointerEvent, rms } from '../../src/speech/endpointer.js';
+import { POCKETSPHINX_DICT } from '../../src/speech/engines.js';
+import { TTS_SAMPLE_RATE, synthesize } from '../../src/speech/flite.js';
+import { grammarFor, recognize } from '../../src/speech/recognizer.js';
+import type { SpeechServer, SpokenLine } from '../../src/speech/server.js';
+import type { LocalStack } from '../../src/stack/localStack.js';
+import { bytesToSamples, encodeWav } from '../../src/speech/wav.js';
+import { AGENT_BY_FLITE, within } from './rig.js';
+
+export interface CallerOptions {
+  identity?: string;
+  /** Join as a SIP participant with this phone number. */
+  sip?: { phoneNumber: string };
+}
+
+export interface HeardLine {
+  /** What the caller recognised, and the synthesised line it belongs to. */
+  text: string;
+  line: SpokenLine | undefined;
+  agent: AgentName | undefined;
+  /** performance.now() when the audio started / stopped arriving. */
+  startedAt: number;
+  endedAt: number;
+}
+
+const FRAME = TTS_SAMPLE_RATE / 50; // 20 ms
+/** Quiet that ends a stretch of agent audio: longer than flite's pauses inside a sentence. */
+const SILENCE_MS = 700;
+
+export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
+  readonly heard: HeardLine[] = [];
+  /** performance.now() when the caller's last line had been played out. */
+  lastSpeechEndedAt = 0;
+  #source = new AudioSource(TTS_SAMPLE_RATE, 1, 400);
+  #recognising: Promise<void> = Promise.resolve();
+  #left = false;
+  #endpointers: Endpointer[] = [];
+  readonly #tracks = new Set<string>();
+
+  private constructor(
+    readonly room: Room,
+    readonly identity: string,
+    readonly speech: SpeechServer,
+  ) {
+    super();
+  }
+
+  static async join(
+    stack: LocalStack,
+    roomName: string,
+    speech: SpeechServer,
+    options: CallerOptions,
+  ): Promise<Caller> {
+    const identity = options.identity ?? `caller-${roomName}`;
+    const token = new AccessToken(stack.apiKey, stack.apiSecret, { identity, name: 'Asha' });
+    token.addGrant({ roomJoin: true, room: roomName, canPublish: true, canSubscribe: true });
+    if (options.sip) {
+      token.kind = 'sip';
+      token.attributes = {
+        'sip.phoneNumber': options.sip.phoneNumber,
+        'sip.callStatus': 'active',
+        'sip.callID': `SCL_${roomName}`,
+      };
+    }
+    const room = new Room();
+    const caller = new Caller(room, identity, speech);
+    room.on(RoomEvent.TrackSubscribed, (track, _publication, participant) => {
+      if (track.kind === TrackKind.KIND_AUDIO) caller.#listen(track, participant);
+    });
+    await within(20_000, `caller joins ${roomName}`, room.connect(stack.url, await token.toJwt()));
+    const track = LocalAudioTrack.createAudioTrack('microphone', caller.#source);
+    const publish = new TrackPublishOptions();
+    publish.source = TrackSource.SOURCE_MICROPHONE;
+    await room.localParticipant!.publishTrack(track, publish);
+    return caller;
+  }
+
+  /** Speak one line (flite) into the room, then a second of near-silence to end the turn. */
+  async say(text: string): Promise<void> {
+    const samples = bytesToSamples(await synthesize(text, 'rms'));
+    await this.#play(samples);
+    await this.#source.waitForPlayout();
+    this.lastSpeechEndedAt = performance.now();
+    await this.#play(new Int16Array(TTS_SAMPLE_RATE));
+  }
+
+  /** Start a line and resolve once `ms` of it have been sent (to hang up in the middle). */
+  async sayPartly(text: string, ms: number): Promise<void> {
+    const samples = bytesToSamples(await synthesize(text, 'rms'));
+    await this.#play(samples.subarray(0, Math.round((TTS_SAMPLE_RATE * ms) / 1000)));
+  }
+
+  async keypad(digit: string): Promise<void> {
+    const codes: Record<string, number> = { '*': 10, '#': 11 };
+    await this.room.localParticipant!.publishDtmf(codes[digit] ?? Number(digit), digit);
+  }
+
+  /** The first line heard from now on (or already, when `past`) that matches. */
+  waitForHeard(
+    match: (line: HeardLine) => boolean,
+    ms: number,
+    what: string,
+    past = false,
+  ): Promise<HeardLine> {
+    const found = past ? this.heard.find(match) : undefined;
+    if (found) return Promise.resolve(found);
+    let listener!: (line: HeardLine) => void;
+    const heard = new Promise<HeardLine>((resolve) => {
+      listener = (line) => {
+        if (match(line)) resolve(line);
+      };
+      this.on('heard', listener);
+    });
+    const lines = () => this.heard.map((h) => `${h.agent}: "${h.text}"`).join('; ');
+    return within(ms, () => `${what} (heard so far: ${lines() || 'nothing'})`, heard).finally(() =>
+      this.off('heard', listener),
+    );
+  }
+
+  /** Resolves when the agent `identity` prefix leaves the room. */
+  agentLeft(ms: number): Promise<void> {
+    const agents = () =>
+      [...this.room.remoteParticipants.values()].filter((p) => p.kind === ParticipantKind.AGENT);
+    if (agents().length === 0) return Promise.resolve();
+    return within(
+      ms,
+      'the agent leaves the room',
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (agents().length === 0) {
+            this.room.off(RoomEvent.ParticipantDisconnected, check);
+            resolve();
+          }
+        };
+        this.room.on(RoomEvent.ParticipantDisconnected, check);
+      }),
+    );
+  }
+
+  /** Hang up: leave the room (as a phone's SIP participant does when the caller hangs up). */
+  async hangUp(): Promise<void> {
+    if (this.#left) return;
+    this.#left = true;
+    this.#source.clearQueue();
+    if (process.env.LIVE_DEBUG) {
+      for (const e of this.#endpointers) {
+        const ev = e.flush();
+        if (ev?.type === 'stopped') writeFileSync('/tmp/wt17-tail.wav', encodeWav({ samples: ev.audio, sampleRate: TTS_SAMPLE_RATE, channels: 1 }));
+      }
+    }
+    await this.room.disconnect();
+  }
+
+  async #play(samples: Int16Array): Promise<void> {
+    for (let at = 0; at < samples.length && !this.#left; at += FRAME) {
+      const chunk = new Int16Array(FRAME);
+      chunk.set(samples.subarray(at, Math.min(at + FRAME, samples.length)));
+      await this.#source.captureFrame(new AudioFrame(chunk, TTS_SAMPLE_RATE, 1, FRAME));
+    }
+  }
+
+  #listen(track: RemoteTrack, participant: RemoteParticipant): void {
+    if (participant.kind !== ParticipantKind.AGENT || this.#tracks.has(track.sid!)) return;
+    this.#tracks.add(track.sid!);
+    const endpointer = new Endpointer({
+      sampleRate: TTS_SAMPLE_RATE,
+      threshold: 300,
+      silenceMs: SILENCE_MS,
+    });
+    let startedAt = 0;
+    this.#endpointers.push(endpointer);
+    const stopped = (event: EndpointerEvent | null) => {
+      if (event?.type !== 'stopped') return;
+      if (process.env.LIVE_DEBUG) console.log('caller heard audio', startedAt, performance.now());
+      this.#recognise(event.audio, startedAt, performance.now() - SILENCE_MS);
+    };
+    // The agent's track carries no frames while it is silent: no frame for a while ends a stretch.
+    let idle: NodeJS.Timeout | undefined;
+    void (async () => {
+      let last = performance.now();
+      let loud = false;
+      for await (const frame of new AudioStream(track, TTS_SAMPLE_RATE, 1)) {
+        if (process.env.LIVE_TRACE) {
+          const now = performance.now();
+          const isLoud = rms(frame.data) > 300;
+          if (now - last > 100 || isLoud !== loud) console.log('frame', Math.round(now), Math.round(now - last), isLoud, frame.samplesPerChannel);
+          last = now;
+          loud = isLoud;
+        }
+        clearTimeout(idle);
+        for (const event of endpointer.push(frame.data)) {
+          if (process.env.LIVE_TRACE) console.log('event', event.type, Math.round(performance.now()));
+          if (event.type === 'started') startedAt = performance.now();
+          else stopped(event);
+        }
+        idle = setTimeout(() => stopped(endpointer.flush()), SILENCE_MS);
+      }
+    })().catch(() => {});
+  }
+
+  /**
+   * One at a time: pocketsphinx is the costly part of the caller. A stretch of audio may hold
+   * several synthesised lines back to back (a handoff line, then the specialist's opening): the
+   * grammar accepts any sequence of the lines' clauses, and each line found is one HeardLine,
+   * its start estimated from the durations of the lines before it.
+   */
+  #recognise(audio: Int16Array, startedAt: number, endedAt: number): void {
+    this.#recognising = this.#recognising.then(async () => {
+      const lines = [...this.speech.spoken];
+      const grammar = (await grammarFor(lines.map((l) => l.text)))?.replace(
+        /public <line> = (.*);/,
+        '<clause> = $1;\npublic <line> = <clause>+;',
+      );
+      const text = await recognize(audio, TTS_SAMPLE_RATE, grammar ?? null);
+      if (process.env.LIVE_DEBUG) {
+        const n = this.heard.length;
+        writeFileSync(`/tmp/wt17-seg-${n}.wav`, encodeWav({ samples: audio, sampleRate: TTS_SAMPLE_RATE, channels: 1 }));
+        writeFileSync(`/tmp/wt17-seg-${n}.jsgf`, grammar ?? '');
+      }
+      const found = matchLines(normalise(text), lines);
+      if (found.length === 0) found.push(undefined);
+      let at = startedAt;
+      for (const line of found) {
+        const heard: HeardLine = {
+          text,
+          line,
+          agent: line ? AGENT_BY_FLITE[line.fliteVoice] : undefined,
+          startedAt: at,
+          endedAt,
+        };
+        at += line?.durationMs ?? 0;
+        this.heard.push(heard);
+        this.emit('heard', heard);
+      }
+    });
+    this.#recognising = this.#recognising.catch(() => {});
+  }
+}
+
+/**
+ * The synthesised lines whose first clause occurs in the recognised words, in the order they
+ * occur (the most recent synthesis wins when two lines share a clause).
+ */
+function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
+  const text = ` ${words.join(' ')} `;
+  const hits: { at: number; line: SpokenLine }[] = [];
+  const taken = new Set<number>();
+  for (const line of [...lines].reverse()) {
+    const clause = line.text.split(/[,.;:!?]+/).map(normalise).find((c) => c.length > 0);
+    if (!clause) continue;
+    const at = text.indexOf(` ${clause.join(' ')} `);
+    if (at === -1 || taken.has(at)) continue;
+    taken.add(at);
+    hits.push({ at, line });
+  }
+  return hits.sort((a, b) => a.at - b.at).map((h) => h.line);
+}
+
+let dictionary: Set<string> | undefined;
+
+/** Lowercase words pocketsphinx knows (the grammar leaves out the others, "Acme" among them). */
+function normalise(text: string): string[] {
+  dictionary ??= new Set(
+    readFileSync(POCKETSPHINX_DICT, 'utf8')
+      .split('\n')
+      .map((line) => line.split(' ')[0]!),
+  );
+  return text
+    .toLowerCase()
+    .replace(/[^a-z' ]+/g, ' ')
+    .split(/\s+/)
+    .map((word) => word.replace(/^'+|'+$/g, ''))
+    .filter((word) => word !== '' && dictionary!.has(word));
+}
+
