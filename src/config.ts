@@ -69,6 +69,7 @@ const EnvSchema = z.object({
   HANDOFF_JOIN_TIMEOUT_MS: optionalString.pipe(
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
+  MAX_CONCURRENT_CALLS: optionalString.pipe(z.coerce.number().int().min(1).max(100).optional()),
 });
 
 export interface Config {
@@ -113,6 +114,8 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
+  /** Calls one worker takes at once; it reports its load from this, not from the host's CPU. */
+  maxConcurrentCalls: number;
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -201,6 +204,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
+    maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

@@ -14,6 +14,7 @@ import { ServerOptions, cli, defineAgent } from '@livekit/agents';
 import { type Department, isDepartment } from '../machines/callMachine.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
 import { workerNameFor } from './roomHandover.js';
+import { callLoadOptions } from './workerLoad.js';
 import { prewarm, runCallJob } from './worker.js';
 
 export default defineAgent({ prewarm, entry: runCallJob });
@@ -48,6 +49,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),
         agentName,
+        // Load = calls taken, not host CPU: a busy host must not make LiveKit drop dispatches.
+        ...callLoadOptions(config.maxConcurrentCalls),
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),

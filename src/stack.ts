@@ -4,9 +4,11 @@
  *
  *   npm run stack                  start (node IP: LIVEKIT_NODE_IP, else the first non-loopback IPv4)
  *   npm run stack -- --install     install the server (go install) and Redis (apt), a line per step
+ *   tsx src/stack.ts --check       exit 1 with one line naming what the live tests lack
  */
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadStackConfig } from './config.js';
+import { missingSpeechEngines } from './speech/engines.js';
 import { STACK_INSTALL_COMMAND, installStack } from './stack/install.js';
 import {
   findRedisServer,
@@ -15,11 +17,25 @@ import {
   startLocalStack,
 } from './stack/localStack.js';
 
+/** One line naming what the live tests lack and how to install it, or null. */
+export async function missingForLiveTests(serverBin: string | undefined): Promise<string | null> {
+  if (!(await findServerBin(serverBin))) {
+    return `the LiveKit server is not installed: ${STACK_INSTALL_COMMAND}`;
+  }
+  if (!(await findRedisServer())) return `redis-server is not installed: ${STACK_INSTALL_COMMAND}`;
+  return missingSpeechEngines();
+}
+
 export async function main(argv: string[]): Promise<number> {
   const say = (line: string) => process.stdout.write(`${line}\n`);
   const config = loadStackConfig();
   if (argv.includes('--install')) {
     return (await installStack(config.serverBin, say)) ? 0 : 1;
+  }
+  if (argv.includes('--check')) {
+    const missing = await missingForLiveTests(config.serverBin);
+    if (missing) say(missing);
+    return missing ? 1 : 0;
   }
   const serverBin = await findServerBin(config.serverBin);
   if (!serverBin) {

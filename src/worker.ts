@@ -110,7 +110,8 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     level: config.logLevel ?? 'info',
     pii: config.logPii,
     destination: 'stdout',
-  }).child({ room: ctx.room.name });
+    // The job names the room before ctx.connect() does (ctx.room.name is empty until then).
+  }).child({ room: ctx.job.room?.name ?? ctx.room.name });
 
   await ctx.connect();
   const roomName = ctx.room.name ?? ctx.job.room?.name ?? '';

@@ -6,21 +6,16 @@
 import { dispose } from '@livekit/rtc-node';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeLive } from './gate.js';
-import { type Rig, type WorkerProcess, startRig } from './rig.js';
+import { type Rig, startRig } from './rig.js';
 
 describeLive('live call over WebRTC', () => {
   let rig: Rig;
-  let worker: WorkerProcess;
 
   beforeAll(async () => {
     rig = await startRig();
-    worker = await rig.startWorker();
+    await rig.startWorker();
   });
   afterAll(async () => {
-    if (process.env.LIVE_DEBUG) {
-      console.log(JSON.stringify(rig.speech.heard), JSON.stringify(rig.speech.spoken.map(s=>[s.voice,s.text])));
-      console.log(worker.logs.filter((l) => (l.level ?? 0) >= 30 && !/VAD|blocked/.test(l.msg??'')).map((l) => JSON.stringify(l).slice(0,300)).join('\n'));
-    }
     await rig?.close();
     await dispose();
   });

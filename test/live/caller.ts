@@ -6,8 +6,8 @@
  *
  * `sip` joins as the SIP service's participant would: token kind 'sip' with `sip.*` attributes.
  */
-import { EventEmitter } from 'node:events';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { EventEmitter, once } from 'node:events';
+import { readFileSync } from 'node:fs';
 import {
   AudioFrame,
   AudioSource,
@@ -24,13 +24,13 @@ import {
 } from '@livekit/rtc-node';
 import { AccessToken } from 'livekit-server-sdk';
 import type { AgentName } from '../../machines/callMachine.js';
-import { Endpointer, type EndpointerEvent, rms } from '../../src/speech/endpointer.js';
+import { Endpointer, type EndpointerEvent } from '../../src/speech/endpointer.js';
 import { POCKETSPHINX_DICT } from '../../src/speech/engines.js';
 import { TTS_SAMPLE_RATE, synthesize } from '../../src/speech/flite.js';
 import { grammarFor, recognize } from '../../src/speech/recognizer.js';
 import type { SpeechServer, SpokenLine } from '../../src/speech/server.js';
 import type { LocalStack } from '../../src/stack/localStack.js';
-import { bytesToSamples, encodeWav } from '../../src/speech/wav.js';
+import { bytesToSamples } from '../../src/speech/wav.js';
 import { AGENT_BY_FLITE, within } from './rig.js';
 
 export interface CallerOptions {
@@ -53,14 +53,13 @@ const FRAME = TTS_SAMPLE_RATE / 50; // 20 ms
 /** Quiet that ends a stretch of agent audio: longer than flite's pauses inside a sentence. */
 const SILENCE_MS = 700;
 
-export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
+export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [number] }> {
   readonly heard: HeardLine[] = [];
   /** performance.now() when the caller's last line had been played out. */
   lastSpeechEndedAt = 0;
   #source = new AudioSource(TTS_SAMPLE_RATE, 1, 400);
   #recognising: Promise<void> = Promise.resolve();
   #left = false;
-  #endpointers: Endpointer[] = [];
   readonly #tracks = new Set<string>();
 
   private constructor(
@@ -143,7 +142,16 @@ export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
     );
   }
 
-  /** Resolves when the agent `identity` prefix leaves the room. */
+  /** Resolves when the agent's next stretch of audio starts arriving (before it is recognised). */
+  audioStarts(ms: number, what: string): Promise<number> {
+    return within(
+      ms,
+      what,
+      once(this, 'audioStarted').then(([at]) => at as number),
+    );
+  }
+
+  /** Resolves when the agent leaves the room. */
   agentLeft(ms: number): Promise<void> {
     const agents = () =>
       [...this.room.remoteParticipants.values()].filter((p) => p.kind === ParticipantKind.AGENT);
@@ -168,12 +176,6 @@ export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
     if (this.#left) return;
     this.#left = true;
     this.#source.clearQueue();
-    if (process.env.LIVE_DEBUG) {
-      for (const e of this.#endpointers) {
-        const ev = e.flush();
-        if (ev?.type === 'stopped') writeFileSync('/tmp/wt17-tail.wav', encodeWav({ samples: ev.audio, sampleRate: TTS_SAMPLE_RATE, channels: 1 }));
-      }
-    }
     await this.room.disconnect();
   }
 
@@ -194,30 +196,20 @@ export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
       silenceMs: SILENCE_MS,
     });
     let startedAt = 0;
-    this.#endpointers.push(endpointer);
     const stopped = (event: EndpointerEvent | null) => {
       if (event?.type !== 'stopped') return;
-      if (process.env.LIVE_DEBUG) console.log('caller heard audio', startedAt, performance.now());
       this.#recognise(event.audio, startedAt, performance.now() - SILENCE_MS);
     };
-    // The agent's track carries no frames while it is silent: no frame for a while ends a stretch.
+    // Frames that stop coming (the agent left, or sends no silence) end a stretch too.
     let idle: NodeJS.Timeout | undefined;
     void (async () => {
-      let last = performance.now();
-      let loud = false;
       for await (const frame of new AudioStream(track, TTS_SAMPLE_RATE, 1)) {
-        if (process.env.LIVE_TRACE) {
-          const now = performance.now();
-          const isLoud = rms(frame.data) > 300;
-          if (now - last > 100 || isLoud !== loud) console.log('frame', Math.round(now), Math.round(now - last), isLoud, frame.samplesPerChannel);
-          last = now;
-          loud = isLoud;
-        }
         clearTimeout(idle);
         for (const event of endpointer.push(frame.data)) {
-          if (process.env.LIVE_TRACE) console.log('event', event.type, Math.round(performance.now()));
-          if (event.type === 'started') startedAt = performance.now();
-          else stopped(event);
+          if (event.type === 'started') {
+            startedAt = performance.now();
+            this.emit('audioStarted', startedAt);
+          } else stopped(event);
         }
         idle = setTimeout(() => stopped(endpointer.flush()), SILENCE_MS);
       }
@@ -238,12 +230,7 @@ export class Caller extends EventEmitter<{ heard: [HeardLine] }> {
         '<clause> = $1;\npublic <line> = <clause>+;',
       );
       const text = await recognize(audio, TTS_SAMPLE_RATE, grammar ?? null);
-      if (process.env.LIVE_DEBUG) {
-        const n = this.heard.length;
-        writeFileSync(`/tmp/wt17-seg-${n}.wav`, encodeWav({ samples: audio, sampleRate: TTS_SAMPLE_RATE, channels: 1 }));
-        writeFileSync(`/tmp/wt17-seg-${n}.jsgf`, grammar ?? '');
-      }
-      const found = matchLines(normalise(text), lines);
+      const found: (SpokenLine | undefined)[] = matchLines(normalise(text), lines);
       if (found.length === 0) found.push(undefined);
       let at = startedAt;
       for (const line of found) {
@@ -272,7 +259,10 @@ function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
   const hits: { at: number; line: SpokenLine }[] = [];
   const taken = new Set<number>();
   for (const line of [...lines].reverse()) {
-    const clause = line.text.split(/[,.;:!?]+/).map(normalise).find((c) => c.length > 0);
+    const clause = line.text
+      .split(/[,.;:!?]+/)
+      .map(normalise)
+      .find((c) => c.length > 0);
     if (!clause) continue;
     const at = text.indexOf(` ${clause.join(' ')} `);
     if (at === -1 || taken.has(at)) continue;
@@ -298,4 +288,3 @@ function normalise(text: string): string[] {
     .map((word) => word.replace(/^'+|'+$/g, ''))
     .filter((word) => word !== '' && dictionary!.has(word));
 }
-

@@ -1,24 +1,24 @@
 /**
- * Whether the live tests can run here: a LiveKit server and Redis installed, the speech engines,
- * and a private network namespace (scripts/netns.sh sets NETNS_INSIDE). Locally a missing part
- * skips them with one line; with CI=true it fails, since .ci/run installs everything.
+ * Whether the live tests can run here: the LiveKit server, Redis and the speech engines
+ * installed, inside a private network namespace (scripts/netns.sh sets NETNS_INSIDE), with the
+ * worker built (`npm run test:live` does all of it). Locally a missing part skips them with one
+ * line; with CI=true it fails, since .ci/run installs everything.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe } from 'vitest';
 import { loadStackConfig } from '../../src/config.js';
-import { missingSpeechEngines } from '../../src/speech/engines.js';
-import { STACK_INSTALL_COMMAND } from '../../src/stack/install.js';
-import { findRedisServer, findServerBin } from '../../src/stack/localStack.js';
+import { missingForLiveTests } from '../../src/stack.js';
+
+export const WORKER_ENTRY = join(import.meta.dirname, '..', '..', 'dist', 'src', 'main.js');
 
 async function missingPart(): Promise<string | null> {
-  if (!(await findServerBin(loadStackConfig(process.env).serverBin))) {
-    return `the LiveKit server is not installed: ${STACK_INSTALL_COMMAND}`;
-  }
-  if (!(await findRedisServer())) return `redis-server is not installed: ${STACK_INSTALL_COMMAND}`;
-  const speech = await missingSpeechEngines();
-  if (speech) return speech;
+  const missing = await missingForLiveTests(loadStackConfig(process.env).serverBin);
+  if (missing) return missing;
   if (process.env.NETNS_INSIDE !== '1') {
     return 'not inside a private network namespace: run them with npm run test:live (as root)';
   }
+  if (!existsSync(WORKER_ENTRY)) return 'the worker is not built: npm run build';
   return null;
 }
 

@@ -1,8 +1,8 @@
 /**
  * The live rig: a real LiveKit server and Redis (inside the private network namespace), the
  * local speech server (flite / pocketsphinx behind OpenAI's audio protocols) forwarding chat
- * completions to the scripted model server, and the project's worker started the way a user
- * starts it (`src/main.ts start`, the real `cli.runApp` path) as a child process.
+ * completions to the scripted model server, and the project's worker started the way `npm start`
+ * starts it (`node dist/src/main.js start`, the real `cli.runApp` path) as a child process.
  *
  *   const rig = await startRig();
  *   const worker = await rig.startWorker();          // resolves once registered
@@ -24,6 +24,7 @@ import { type LocalStack, findServerBin, startLocalStack } from '../../src/stack
 import { offlineBrain } from '../../src/models/offlineBrain.js';
 import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes.js';
 import { Caller, type CallerOptions } from './caller.js';
+import { WORKER_ENTRY } from './gate.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export const AGENT_NAME = 'live-agent';
@@ -192,7 +193,8 @@ export async function startRig(): Promise<Rig> {
     async startWorker(env = {}) {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src', 'main.ts'), 'start', ...(env.ARGS?.split(' ') ?? [])],
+        // `npm start`: the compiled worker (npm run build), so job processes start without tsx.
+        [WORKER_ENTRY, 'start', ...(env.ARGS?.split(' ') ?? [])],
         {
           cwd: ROOT,
           stdio: ['ignore', 'pipe', 'pipe'],
@@ -224,6 +226,13 @@ export async function startRig(): Promise<Rig> {
       return caller;
     },
     async close() {
+      if (process.env.LIVE_DEBUG) {
+        for (const w of workers) {
+          const quiet = /VAD inference|event loop blocked/;
+          const lines = w.logs.filter((l) => (l.level ?? 30) >= 30 && !quiet.test(l.msg ?? ''));
+          process.stderr.write(lines.map((l) => JSON.stringify(l).slice(0, 400)).join('\n') + '\n');
+        }
+      }
       await Promise.allSettled(callers.map((c) => c.hangUp()));
       await Promise.allSettled(workers.map((w) => w.stop('SIGKILL', 10_000)));
       await speech.close();
