@@ -16,7 +16,14 @@ export interface ParticipantLike {
 export const SIP_ATTRIBUTES = {
   phoneNumber: 'sip.phoneNumber',
   callId: 'sip.callID',
+  /** Set by LiveKit's SIP service: `active`, then `hangup` when the phone hangs up. */
+  callStatus: 'sip.callStatus',
 } as const;
+
+/** The SIP service marks the call hung up before the participant leaves the room. */
+export function isSipHangUp(changed: Record<string, string>): boolean {
+  return changed[SIP_ATTRIBUTES.callStatus] === 'hangup';
+}
 
 /** Caller info from a SIP participant; an empty object for web or test participants. */
 export function callerFromParticipant(participant: ParticipantLike): CallerInfo {

@@ -32,6 +32,7 @@ import {
   callerFromParticipant,
   decodeDialRequest,
   dialOrAbandon,
+  isSipHangUp,
 } from './telephony.js';
 
 /** Load Silero once per process, before any call arrives (it loads offline). */
@@ -199,6 +200,10 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   // The caller leaving is the machine's caller.hungUp; the session closing follows from it.
   ctx.room.on(RoomEvent.ParticipantDisconnected, (left) => {
     if (left.identity === participant.identity) bridge.callerHungUp();
+  });
+  // A phone call's SIP participant says `sip.callStatus: hangup` first: end the call at once.
+  ctx.room.on(RoomEvent.ParticipantAttributesChanged, (changed, who) => {
+    if (who.identity === participant.identity && isSipHangUp(changed)) bridge.callerHungUp();
   });
   // A job shut down from outside (worker draining, room deleted) ends the call too.
   ctx.addShutdownCallback(async () => {

@@ -78,7 +78,14 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
   ): Promise<Caller> {
     const identity = options.identity ?? `caller-${roomName}`;
     const token = new AccessToken(stack.apiKey, stack.apiSecret, { identity, name: 'Asha' });
-    token.addGrant({ roomJoin: true, room: roomName, canPublish: true, canSubscribe: true });
+    token.addGrant({
+      roomJoin: true,
+      room: roomName,
+      canPublish: true,
+      canSubscribe: true,
+      // The SIP service updates sip.callStatus on its participant.
+      canUpdateOwnMetadata: true,
+    });
     if (options.sip) {
       token.kind = 'sip';
       token.attributes = {
@@ -113,6 +120,11 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
   async sayPartly(text: string, ms: number): Promise<void> {
     const samples = bytesToSamples(await synthesize(text, 'rms'));
     await this.#play(samples.subarray(0, Math.round((TTS_SAMPLE_RATE * ms) / 1000)));
+  }
+
+  /** As the SIP service does when the phone hangs up: `sip.callStatus` before leaving. */
+  async setCallStatus(status: 'active' | 'hangup'): Promise<void> {
+    await this.room.localParticipant!.setAttributes({ 'sip.callStatus': status });
   }
 
   async keypad(digit: string): Promise<void> {
