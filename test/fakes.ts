@@ -285,6 +285,8 @@ export interface OpenAICompatibleServer {
   fault(...faults: Fault[]): void;
   /** Faults not yet met. */
   readonly pendingFaults: number;
+  /** Forget the faults not yet met. */
+  clearFaults(): void;
   close(): Promise<void>;
 }
 
@@ -431,6 +433,7 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     get pendingFaults() {
       return faults.length;
     },
+    clearFaults: () => void faults.splice(0),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
