@@ -82,6 +82,14 @@ const EnvSchema = z.object({
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
   MAX_CONCURRENT_CALLS: optionalString.pipe(z.coerce.number().int().min(1).max(100).optional()),
+  DRAIN_TIMEOUT_MS: optionalString.pipe(
+    z.coerce
+      .number()
+      .int()
+      .min(1000)
+      .max(24 * 3_600_000)
+      .optional(),
+  ),
   HANDOFF_BRIDGE_LINE: onOff,
   OPENAI_FALLBACK_MODEL: optionalString,
   OPENAI_FALLBACK_BASE_URL: optionalString,
@@ -141,6 +149,8 @@ export interface Config {
   telephony: TelephonyConfig;
   /** Calls one worker takes at once; it reports its load from this, not from the host's CPU. */
   maxConcurrentCalls: number;
+  /** On SIGTERM the worker takes no new calls and lets running ones go on this long, then ends them. */
+  drainTimeoutMs: number;
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -253,6 +263,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     },
     telephony: telephonyConfig(e),
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
+    drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

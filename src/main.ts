@@ -51,6 +51,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         agentName,
         // Load = calls taken, not host CPU: a busy host must not make LiveKit drop dispatches.
         ...callLoadOptions(config.maxConcurrentCalls),
+        // SIGTERM: running calls may go on this long; then each ends through its machine.
+        drainTimeout: config.drainTimeoutMs,
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),

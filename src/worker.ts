@@ -20,6 +20,7 @@ import type { Logger } from 'pino';
 import { CallBridge, type CallObserver } from './bridge.js';
 import { type Config, loadConfig, requireVariables } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
+import { onShutdownRequest } from './jobShutdown.js';
 import { createLogger } from './logging.js';
 import {
   callSessionOptions,
@@ -218,6 +219,10 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   });
   // A job shut down from outside (worker draining on SIGTERM, room deleted) ends the call
   // through the machine: reason `shutdown`, with a goodbye if the caller is still there.
+  // The worker's stop request is heard while the session still runs (see jobShutdown.ts); the
+  // callback covers the rest (room deleted).
+  const stopListening = onShutdownRequest(() => void bridge.shutdown());
+  void bridge.done.then(stopListening);
   ctx.addShutdownCallback(async () => {
     await bridge.shutdown();
     await snapshotStore.flushed(); // the room must not keep a live snapshot of an ended call
@@ -242,4 +247,8 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   ctx.room.on(RoomEvent.DtmfReceived, (_code, digit, from) => {
     if (from?.identity === participant.identity) bridge.keypad(digit);
   });
+
+  // Return only when the call has ended: on a stop request the SDK waits for this function
+  // before it closes the session, which leaves time for the goodbye.
+  await bridge.done;
 }
