@@ -33,6 +33,7 @@ export const COMPANY = 'Acme';
 /** What callers say in these tests: the recognition grammar of the speech server. */
 export const CALLER_LINES = [
   'Hello, I have a question about my bill',
+  'I was charged twice this month',
   'Also the app keeps crashing when I open it',
   'That is all, goodbye',
   'Hello, can you hear me',
