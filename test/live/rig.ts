@@ -161,7 +161,8 @@ export interface Rig {
   speech: SpeechServer;
   dispatcher: AgentDispatchClient;
   rooms: RoomServiceClient;
-  startWorker(env?: Record<string, string>): Promise<WorkerProcess>;
+  /** `entry`: another compiled worker (the benchmark's baseline); default the project's. */
+  startWorker(env?: Record<string, string>, entry?: string): Promise<WorkerProcess>;
   dispatch(room: string, metadata?: string, agentName?: string): Promise<number>;
   joinCaller(room: string, options?: CallerOptions): Promise<Caller>;
   close(): Promise<void>;
@@ -191,11 +192,11 @@ export async function startRig(): Promise<Rig> {
     speech,
     dispatcher,
     rooms,
-    async startWorker(env = {}) {
+    async startWorker(env = {}, entry = WORKER_ENTRY) {
       const child = spawn(
         process.execPath,
         // `npm start`: the compiled worker (npm run build), so job processes start without tsx.
-        [WORKER_ENTRY, 'start', ...(env.ARGS?.split(' ') ?? [])],
+        [entry, 'start', ...(env.ARGS?.split(' ') ?? [])],
         {
           cwd: ROOT,
           stdio: ['ignore', 'pipe', 'pipe'],
