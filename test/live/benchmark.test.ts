@@ -63,7 +63,7 @@ describeLive('benchmark: the project worker and a documented-pattern worker', ()
       30_000,
       `${kind}: goodbye`,
     );
-    await caller.agentLeft(10_000);
+    await caller.hangUp(); // the baseline's agent stays in the room after its goodbye
     const figures = {
       firstCallDispatchToGreetingHeardMs: ms(firstGreetingMs),
       laterCallDispatchToGreetingHeardMs: ms(greeting.startedAt - dispatchedAt),
