@@ -86,5 +86,5 @@ describeLive('benchmark: the project worker and a documented-pattern worker', ()
       firstGreeting: ratio(results.project!.firstGreetingMs, results.native!.firstGreetingMs),
       laterGreeting: ratio(results.project!.laterGreetingMs, results.native!.laterGreetingMs),
     });
-  });
+  }, 300_000);
 });
