@@ -142,6 +142,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     level: config.logLevel ?? 'error',
     pii: config.logPii,
     destination: 'stderr',
+    readable: true,
   });
   installAgentsLogger(logger);
 
@@ -218,7 +219,13 @@ async function runCall(options: ConsoleOptions): Promise<number> {
         await say(line);
       }
     } else {
-      const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+      // In a terminal, readline echoes what the caller types (on stderr when stdout is piped).
+      const terminal = process.stdin.isTTY === true;
+      const input = createInterface({
+        input: process.stdin,
+        ...(terminal ? { output: process.stdout.isTTY ? process.stdout : process.stderr } : {}),
+        terminal,
+      });
       void call.done.then(() => input.close());
       // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
       if (process.stdin.isTTY) input.once('close', () => call.hangUp());
