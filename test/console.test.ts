@@ -195,6 +195,7 @@ describe('console errors', () => {
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
     [['--handoff-mode', 'relay'], /--handoff-mode must be "in-process" or "dispatch"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
+    [['--caller', 'abc'], /--caller "abc" has no \+ and country code/],
     [
       ['--script', '/nonexistent/calls.txt'],
       /cannot read script \/nonexistent\/calls.txt: no such file/,
