@@ -294,8 +294,18 @@ export class CallBridge implements CallControl {
    * the same guards; a refusal is spoken, since no model turn is there to relay it.
    */
   keypad(digit: string): Decision | null {
-    const event = keypadEvent(digit, this.#options.keypad ?? {}, this.#recentCallerWords());
-    if (!event) return null;
+    const keypad = this.#options.keypad ?? {};
+    const event = keypadEvent(digit, keypad, this.#recentCallerWords());
+    if (!event) {
+      // A key that does nothing is still answered: the caller learns which keys do.
+      if (this.actor.getSnapshot().status === 'active' && Object.keys(keypad).length > 0) {
+        this.#notify('keypad', digit);
+        this.#enqueue('keypad help', async () => {
+          await this.#speak(LINES.unknownKey(keypad), true).waitForPlayout();
+        });
+      }
+      return null;
+    }
     this.#notify('keypad', digit);
     const decision = this.request(event);
     if (!decision.accepted && decision.code !== 'call-ended') {

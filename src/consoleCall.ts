@@ -16,7 +16,8 @@ import type { Config } from './config.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
 
-const KEYPRESS = /^\[([0-9*#])\]$/;
+/** `[1]` presses 1; `[12]` presses 1 then 2, as a caller would. */
+const KEYPRESS = /^\[([0-9*#]+)\]$/;
 
 export interface ConsoleCallOptions {
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
@@ -72,13 +73,16 @@ export class ConsoleCall {
    */
   async say(line: string): Promise<void> {
     if (!this.active) return;
-    const key = KEYPRESS.exec(line);
-    if (key) {
-      const speaking = this.#current.bridge.speakingAgent;
-      const decision = this.#current.bridge.keypad(key[1]!);
-      // Wait for the agent the key brought in (or for the spoken refusal) before the next line.
-      if (decision?.accepted) await this.#nextWords(this.#current, speaking);
-      await this.#settled();
+    const keys = KEYPRESS.exec(line);
+    if (keys) {
+      for (const digit of keys[1]!) {
+        if (!this.active) return;
+        const speaking = this.#current.bridge.speakingAgent;
+        const decision = this.#current.bridge.keypad(digit);
+        // Wait for the agent the key brought in (or for the spoken refusal) before the next key.
+        if (decision?.accepted) await this.#nextWords(this.#current, speaking);
+        await this.#settled();
+      }
       return;
     }
     await this.#current.session.run({ userInput: line }).wait();
