@@ -147,6 +147,7 @@ const EnvSchema = z.object({
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
   MAX_CONCURRENT_CALLS: optionalString.pipe(z.coerce.number().int().min(1).max(100).optional()),
+  WORKER_HTTP_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
   DRAIN_TIMEOUT_MS: optionalString.pipe(
     z.coerce
       .number()
@@ -214,6 +215,8 @@ export interface Config {
   telephony: TelephonyConfig;
   /** Calls one worker takes at once; it reports its load from this, not from the host's CPU. */
   maxConcurrentCalls: number;
+  /** The worker's health-check port (8081); each worker on one host needs its own. */
+  workerHttpPort: number;
   /** On SIGTERM the worker takes no new calls and lets running ones go on this long, then ends them. */
   drainTimeoutMs: number;
   handoff: {
@@ -330,6 +333,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     telephony: telephonyConfig(e),
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
+    workerHttpPort: e.WORKER_HTTP_PORT ?? 8081,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

@@ -22,6 +22,7 @@ import { type SpeechServer, startSpeechServer } from '../../src/speech/server.js
 import { loadStackConfig } from '../../src/config.js';
 import { type LocalStack, findServerBin, startLocalStack } from '../../src/stack/localStack.js';
 import { offlineBrain } from '../../src/models/offlineBrain.js';
+import type { Brain } from '../../src/models/scriptedLlm.js';
 import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes.js';
 import { Caller, type CallerOptions } from './caller.js';
 import { WORKER_ENTRY } from './gate.js';
@@ -49,6 +50,12 @@ const AGENT_VOICES: Record<AgentName, string> = {
 export const AGENT_BY_FLITE = Object.fromEntries(
   Object.entries(AGENT_VOICES).map(([agent, voice]) => [DEFAULT_FLITE_VOICES[voice]!, agent]),
 ) as Record<string, AgentName>;
+
+/** The console's offline brain, plus a line for a job that resumes after a crash. */
+const liveBrain: Brain = (request) =>
+  request.instructions.includes('Resuming:')
+    ? { text: 'Sorry, we were cut off for a moment. I am still here with you.' }
+    : offlineBrain(request);
 
 /** Resolve within `ms` or fail with a message naming what did not happen. */
 export async function within<T>(
@@ -179,7 +186,7 @@ export async function startRig(): Promise<Rig> {
       ? { output: (source: string, chunk: Buffer) => process.stderr.write(`[${source}] ${chunk}`) }
       : {}),
   });
-  const model = await startOpenAICompatibleServer(offlineBrain);
+  const model = await startOpenAICompatibleServer(liveBrain);
   const speech = await startSpeechServer({ phrases: CALLER_LINES, chat: { baseURL: model.url } });
   const dispatcher = new AgentDispatchClient(stack.url, stack.apiKey, stack.apiSecret);
   const rooms = new RoomServiceClient(stack.url, stack.apiKey, stack.apiSecret);
