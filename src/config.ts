@@ -147,6 +147,7 @@ const EnvSchema = z.object({
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
   HANDOFF_BRIDGE_LINE: onOff,
+  HEALTH_PORT: optionalString.pipe(z.coerce.number().int().min(0).max(65535).optional()),
   OPENAI_FALLBACK_MODEL: optionalString,
   OPENAI_FALLBACK_BASE_URL: url('http', 'https'),
   HOLD_LINE_MS: milliseconds(100, 30_000),
@@ -203,6 +204,11 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
+  /**
+   * The worker's health server port (LiveKit's `/` and `/worker`). Unset: 8081 for the main
+   * worker, a free port for a department worker, so several workers run on one host.
+   */
+  healthPort: number | undefined;
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -315,6 +321,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
+    healthPort: e.HEALTH_PORT,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

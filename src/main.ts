@@ -55,6 +55,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),
         agentName,
+        // Two workers on one host need two health ports: a department worker takes a free one.
+        port: config.healthPort ?? (department ? 0 : 8081),
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),
