@@ -20,7 +20,7 @@
  * process after all. A bridge built with `restore` starts from such a payload (or from the
  * snapshot kept in the room after a crash): no greeting, the state's agent speaks first.
  */
-import { type tts, voice } from '@livekit/agents';
+import { llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
@@ -139,7 +139,12 @@ export class CallBridge implements CallControl {
   #actorStarted = false;
   #sessionClosed = false;
   #lastState: CallStateName | null = null;
+  /** Refusals already reported; a restored call's were reported by the leg that recorded them. */
   #refusalCount = 0;
+  /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
+  readonly #carried: HistoryLine[];
+  /** Recent model turns by id, to tell what the agent said in the turn that handed over. */
+  readonly #turns = new Map<string, voice.SpeechHandle>();
   /** Async effects run one after another, never inside a machine transition. */
   #effects: Promise<void> = Promise.resolve();
   #closing: Promise<void> = Promise.resolve();
@@ -151,6 +156,7 @@ export class CallBridge implements CallControl {
     this.#options = options;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#historyItems = options.historyItems ?? 40;
+    this.#carried = options.restore?.history ?? [];
     this.maxHandoffs = options.maxHandoffs;
     this.#transfers = new HumanTransfer(options.telephony, options.humanNumbers ?? {});
     this.#transferHost = {
@@ -181,9 +187,15 @@ export class CallBridge implements CallControl {
         options.inspect?.(event);
       },
     });
+    this.#refusalCount = this.actor.getSnapshot().context.refusals.length;
+    this.#session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) => {
+      this.#turns.set(speechHandle.id, speechHandle);
+      if (this.#turns.size > 16) this.#turns.delete(this.#turns.keys().next().value!);
+    });
 
     this.#session.on(voice.AgentSessionEventTypes.ConversationItemAdded, ({ item }) => {
-      if (item.type !== 'message') return;
+      // A leg that handed the call over (or withdrew) is not on the line: nothing it hears counts.
+      if (item.type !== 'message' || this.#handedOver) return;
       const text = item.textContent ?? '';
       if (text === '') return;
       if (item.role === 'user') this.#notify('caller', text);
@@ -241,9 +253,12 @@ export class CallBridge implements CallControl {
     });
   }
 
-  /** Send a control event and return the machine's decision (tools and keypad use this). */
-  request(event: CallEvent): Decision {
-    return sendAndDecide(this.actor, event);
+  /**
+   * Send a control event and return the machine's decision (tools and keypad use this). `from`
+   * is the agent whose tool asks: one the machine has moved on from is refused as `retired`.
+   */
+  request(event: CallEvent, from?: AgentName): Decision {
+    return sendAndDecide(this.actor, event, from);
   }
 
   /**
@@ -301,15 +316,7 @@ export class CallBridge implements CallControl {
     const chatCtx = restore
       ? restoredChatContext(restore.history)
       : context
-        ? this.#session.history
-            .copy({
-              excludeInstructions: true,
-              excludeFunctionCall: true,
-              excludeHandoff: true,
-              excludeConfigUpdate: true,
-              excludeEmptyMessage: true,
-            })
-            .truncate(this.#historyItems)
+        ? this.#conversationSoFar()
         : undefined;
     const tts = this.#options.ttsFor?.(name);
     // The tools read the agent they belong to once it exists.
@@ -371,7 +378,10 @@ export class CallBridge implements CallControl {
     const team = name === 'reception' ? 'reception' : `our ${name} team`;
     let outcome: 'joined' | 'timeout' | 'failed' = 'failed';
     try {
-      await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
+      // One bridge line: words the agent said in the turn that handed over already are one.
+      if (!(await this.#spokeInTurn(context.controlTurnId))) {
+        await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
+      }
       if (this.#ended) return;
       const payload = encodePayload(
         this.actor.getPersistedSnapshot() as never,
@@ -403,6 +413,37 @@ export class CallBridge implements CallControl {
     if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context);
   }
 
+  /** Whether the agent said anything in model turn `turnId`, once that turn is over. */
+  async #spokeInTurn(turnId: string | null): Promise<boolean> {
+    const turn = turnId === null ? undefined : this.#turns.get(turnId);
+    if (!turn) return false; // a keypad press, or a turn this leg never saw
+    await new Promise<void>((resolve) => turn.addDoneCallback(() => resolve()));
+    return turn.chatItems.some(
+      (item) =>
+        item.type === 'message' && item.role === 'assistant' && (item.textContent ?? '') !== '',
+    );
+  }
+
+  /**
+   * Leave a call this leg was started to take over but did not join in time (the previous leg
+   * gave up on it and carries on in process): nothing is said, no `end` is reported, nothing is
+   * saved, and `done` resolves with `withdrawn`.
+   */
+  async withdraw(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#handedOver = true; // the call lives elsewhere: its close is not this leg's end
+    this.#requested?.retire();
+    this.actor.stop();
+    try {
+      await this.#session.close();
+    } catch (error) {
+      this.#log.warn({ err: error }, 'session close failed');
+    }
+    this.#log.info('leg withdrawn');
+    this.#resolveDone({ reason: 'withdrawn', context: this.actor.getSnapshot().context });
+  }
+
   /** Crash recovery: the latest snapshot and words, kept outside this process. */
   #saveSnapshot(): void {
     const store = this.#options.snapshotStore;
@@ -418,8 +459,24 @@ export class CallBridge implements CallControl {
     }
   }
 
+  /** The whole call's conversation: what this leg was handed, then what was said here. */
   #historyLines(): HistoryLine[] {
-    return historyLines(this.#session.history);
+    return [...this.#carried, ...historyLines(this.#session.history)];
+  }
+
+  /** The conversation for an agent switched in here, the carried lines first. */
+  #conversationSoFar(): llm.ChatContext {
+    const here = this.#session.history.copy({
+      excludeInstructions: true,
+      excludeFunctionCall: true,
+      excludeHandoff: true,
+      excludeConfigUpdate: true,
+      excludeEmptyMessage: true,
+    });
+    return new llm.ChatContext([
+      ...restoredChatContext(this.#carried).items,
+      ...here.items,
+    ]).truncate(this.#historyItems);
   }
 
   async #greet(): Promise<void> {

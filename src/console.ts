@@ -133,7 +133,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
   };
 }
 
-async function runCall(options: ConsoleOptions): Promise<void> {
+async function runCall(options: ConsoleOptions): Promise<number> {
   const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
@@ -185,7 +185,18 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
+    joinTimeoutMs: config.handoff.joinTimeoutMs,
   });
+  // Safety net: a call stalled with nothing left to run would let Node exit 0 with no `end`.
+  // Hang up instead (the machine ends the call and reports it), and exit 1: it was a fault.
+  let stalled = false;
+  const onStall = () => {
+    if (stalled) process.exit(1);
+    stalled = true;
+    logger.error('call stalled with nothing left to run; hanging up');
+    call.hangUp();
+  };
+  process.on('beforeExit', onStall);
   await call.start(options.caller ? { number: options.caller } : undefined);
 
   const say = async (line: string) => {
@@ -211,6 +222,8 @@ async function runCall(options: ConsoleOptions): Promise<void> {
   await call.done;
   await call.close();
   await inspection.dispose();
+  process.off('beforeExit', onStall);
+  return stalled ? 1 : 0;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -221,8 +234,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    await runCall(options);
-    return 0;
+    return await runCall(options);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`console: ${error.message}\n${USAGE}\n`);
