@@ -45,12 +45,13 @@ import {
   instructionsFor,
   openingInstructions,
 } from './agents.js';
-import { type HistoryLine, encodePayload } from './handoffPayload.js';
+import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
   type HandoverTransport,
   type RestorePoint,
   type SnapshotStore,
   historyLines,
+  joinDeadline,
   restoredChatContext,
 } from './handover.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
@@ -143,6 +144,9 @@ export class CallBridge implements CallControl {
   #refusalCount = 0;
   /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
   readonly #carried: HistoryLine[];
+  /** Whether an agent of this leg has said anything yet, and who waits for that. */
+  #spoke = false;
+  readonly #firstWordsWaiters = new Set<(spoke: boolean) => void>();
   /** Recent model turns by id, to tell what the agent said in the turn that handed over. */
   readonly #turns = new Map<string, voice.SpeechHandle>();
   /** Async effects run one after another, never inside a machine transition. */
@@ -199,7 +203,11 @@ export class CallBridge implements CallControl {
       const text = item.textContent ?? '';
       if (text === '') return;
       if (item.role === 'user') this.#notify('caller', text);
-      else if (item.role === 'assistant') this.#notify('say', this.#speaking ?? 'reception', text);
+      else if (item.role === 'assistant') {
+        this.#notify('say', this.#speaking ?? 'reception', text);
+        this.#spoke = true;
+        for (const waiter of this.#firstWordsWaiters) waiter(true);
+      }
       // A resumed call should know the latest words too, not only those before the last transition.
       this.#saveSnapshot();
     });
@@ -383,10 +391,13 @@ export class CallBridge implements CallControl {
         await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
       }
       if (this.#ended) return;
+      const { joinTimeoutMs } = this.#options.handover!;
       const payload = encodePayload(
         this.actor.getPersistedSnapshot() as never,
         context.handoffs.at(-1) ?? null,
         this.#historyLines(),
+        MAX_PAYLOAD_BYTES,
+        joinTimeoutMs === undefined ? undefined : joinDeadline(joinTimeoutMs),
       );
       this.#notify('dispatch', name, Buffer.byteLength(payload, 'utf8'));
       outcome = await this.#options.handover!.handOver(payload, name, this.#endSignal.signal);
@@ -411,6 +422,29 @@ export class CallBridge implements CallControl {
       false,
     ).waitForPlayout();
     if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context);
+  }
+
+  /**
+   * Dispatch mode, in the leg that takes the call over: true once this leg's agent has said its
+   * first words, false if `deadline` (epoch milliseconds) passes first, the leg ends, or `signal`
+   * aborts. The previous leg waits for those words until the same deadline.
+   */
+  firstWordsBy(deadline: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.#spoke) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (spoke: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#firstWordsWaiters.delete(finish);
+        resolve(spoke);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(onAbort, Math.max(0, deadline - Date.now()));
+      if (signal?.aborted) return finish(false);
+      signal?.addEventListener('abort', onAbort);
+      this.#firstWordsWaiters.add(finish);
+      void this.done.then(() => finish(this.#spoke));
+    });
   }
 
   /** Whether the agent said anything in model turn `turnId`, once that turn is over. */

@@ -147,6 +147,7 @@ export class ConsoleCall {
         ? {
             handover: {
               handOver: (payload, to, signal) => this.#handOver(payload, to, signal),
+              joinTimeoutMs: this.#options.joinTimeoutMs,
             },
           }
         : {}),
@@ -175,23 +176,15 @@ export class ConsoleCall {
       this.#options.logger.warn({ reason: restoration.reason }, 'payload not restorable');
     }
     const next = this.#leg(restoration.restore);
-    // Joined once the specialist has spoken its first words: the caller's next line follows them.
-    let spoke = false;
-    const firstWords = new Promise<void>((resolve) => {
-      const waiter = () => {
-        spoke = true;
-        next.waiters.delete(waiter);
-        resolve();
-      };
-      next.waiters.add(waiter);
-    });
     this.#options.logger.info({ to }, 'specialist leg started from payload');
-    const joining = (async () => {
-      await next.bridge.start();
-      await Promise.race([firstWords, next.bridge.done]);
-    })();
-    await withinDeadline(joining, this.#options.joinTimeoutMs, signal);
-    if (spoke && next.bridge.actor.getSnapshot().status === 'active' && !signal?.aborted) {
+    // As a department's worker does: joined once it has spoken, by the payload's deadline.
+    const deadline = restoration.restore.joinBy ?? Date.now() + this.#options.joinTimeoutMs;
+    const spoke = next.bridge.firstWordsBy(deadline, signal);
+    await next.bridge.start().catch((error: unknown) => {
+      this.#options.logger.warn({ err: error, to }, 'specialist leg failed to start');
+    });
+    if ((await spoke) && next.bridge.actor.getSnapshot().status === 'active') {
+      // The caller's next words go to the new leg, and its events are reported from now on.
       this.#current = next;
       const held = next.held ?? [];
       next.held = null;
@@ -202,20 +195,6 @@ export class ConsoleCall {
     await next.bridge.withdraw();
     return 'timeout';
   }
-}
-
-/** Resolves when `work` settles, `ms` have passed, or `signal` aborts, whichever comes first. */
-function withinDeadline(work: Promise<unknown>, ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(finish, ms);
-    signal?.addEventListener('abort', finish);
-    void work.then(finish, finish);
-    function finish() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', finish);
-      resolve();
-    }
-  });
 }
 
 /** The observer, with every call held back while `leg.held` is a list (the leg has not joined). */

@@ -37,11 +37,22 @@ export interface HandoffPayload {
   /** The handoff that moved the call (absent when resuming after a crash). */
   handoff: HandoffRecord | null;
   history: HistoryLine[];
+  /**
+   * Dispatch mode: epoch milliseconds by which the next agent must have spoken. The previous
+   * worker carries on in process after that, so a specialist still silent then leaves unheard.
+   */
+  joinBy?: number;
 }
 
 export type DecodedPayload =
   | { ok: true; payload: HandoffPayload }
-  | { ok: false; reason: string; handoff: HandoffRecord | null; caller: CallContext['caller'] };
+  | {
+      ok: false;
+      reason: string;
+      handoff: HandoffRecord | null;
+      caller: CallContext['caller'];
+      joinBy?: number;
+    };
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
@@ -130,6 +141,7 @@ export function encodePayload(
   handoff: HandoffRecord | null,
   history: HistoryLine[],
   maxBytes = MAX_PAYLOAD_BYTES,
+  joinBy?: number,
 ): string {
   const payload: HandoffPayload = {
     kind: 'call-handoff',
@@ -140,6 +152,7 @@ export function encodePayload(
     history: history
       .slice(-MAX_HISTORY_ITEMS)
       .map((line) => ({ ...line, text: clip(line.text, FIELD_LIMITS.line) })),
+    ...(joinBy !== undefined ? { joinBy } : {}),
   };
   let text = JSON.stringify(payload);
   while (bytes(text) > maxBytes && payload.history.length > 0) {
@@ -174,15 +187,19 @@ export function decodePayload(text: string): DecodedPayload | null {
   if (parsed?.kind !== 'call-handoff') return null;
   const handoff = parsed.handoff ?? null;
   const caller = parsed.snapshot?.context?.caller ?? null;
+  const salvaged = {
+    handoff,
+    caller,
+    ...(typeof parsed.joinBy === 'number' ? { joinBy: parsed.joinBy } : {}),
+  };
   if (parsed.payloadVersion !== PAYLOAD_VERSION) {
-    return { ok: false, reason: `payload version ${parsed.payloadVersion}`, handoff, caller };
+    return { ok: false, reason: `payload version ${parsed.payloadVersion}`, ...salvaged };
   }
   if (parsed.machineVersion !== CALL_MACHINE_VERSION) {
     return {
       ok: false,
       reason: `machine version ${parsed.machineVersion}, this worker runs ${CALL_MACHINE_VERSION}`,
-      handoff,
-      caller,
+      ...salvaged,
     };
   }
   return { ok: true, payload: parsed as HandoffPayload };

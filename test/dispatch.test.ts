@@ -19,7 +19,12 @@ import {
   encodePayload,
   type HandoffPayload,
 } from '../src/handoffPayload.js';
-import { type HandoverTransport, type RestorePoint, restoreFromPayload } from '../src/handover.js';
+import {
+  type HandoverTransport,
+  JOIN_GRACE_MS,
+  type RestorePoint,
+  restoreFromPayload,
+} from '../src/handover.js';
 import { type Brain, ScriptedLLM } from '../src/models/scriptedLlm.js';
 import {
   LiveKitHandover,
@@ -374,6 +379,46 @@ describe('dispatch mode keeps the whole call', () => {
     expect(events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', reason: 'done' }]);
     await consoleCall.close();
   }, 10_000);
+});
+
+describe('join deadline', () => {
+  it("tells the next agent by when it must have spoken, from the transport's join timeout", async () => {
+    let payload = '';
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing')] } },
+      handover: {
+        joinTimeoutMs: 4_000,
+        handOver: async (sent) => {
+          payload = sent;
+          return 'joined';
+        },
+      },
+    });
+    const before = Date.now();
+    await c.say(CALLER_WORDS);
+    await c.bridge.done;
+    const restoration = restoreFromPayload(payload, false, INPUT)!;
+    const joinBy = restoration.restore.joinBy!;
+    expect(joinBy).toBeGreaterThan(before + 4_000 - JOIN_GRACE_MS - 1_000);
+    expect(joinBy).toBeLessThanOrEqual(Date.now() + 4_000 - JOIN_GRACE_MS);
+  });
+
+  it('has a specialist still silent at the deadline withdraw, with no word and no end', async () => {
+    const actor = createActor(callMachine, { input: INPUT }).start();
+    actor.send({ type: 'call.started' });
+    actor.send({ type: 'handoff.requested', department: 'billing', reason: 'r', summary: 's' });
+    const handoff = actor.getSnapshot().context.handoffs[0]!;
+    const snapshot = actor.getPersistedSnapshot() as never;
+    const payload = encodePayload(snapshot, handoff, [], MAX_PAYLOAD_BYTES, Date.now() + 200);
+    const { restore } = restoreFromPayload(payload, false, INPUT)!;
+    const silent = new ScriptedLLM(() => new Promise(() => {}));
+    const leg = await startTestCall({ restore, llm: silent });
+    expect(await leg.bridge.firstWordsBy(restore.joinBy!)).toBe(false);
+    await leg.bridge.withdraw();
+    expect((await leg.bridge.done).reason).toBe('withdrawn');
+    expect(leg.events.filter((e) => e.type === 'say' || e.type === 'end')).toEqual([]);
+    expect(silent.requests).toHaveLength(1); // its opening, never answered
+  });
 });
 
 describe('retired senders', () => {
