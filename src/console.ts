@@ -10,12 +10,14 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { llm } from '@livekit/agents';
+import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { ConfigError, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
+import type { WireObserver } from './models/openaiWire.js';
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
@@ -145,8 +147,8 @@ async function runCall(options: ConsoleOptions): Promise<number> {
 
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const emit: Emit = (event) => out(JSON.stringify(event));
-  const createModel = (): llm.LLM =>
-    options.model === 'openai' ? createOpenAILLM(config) : createOfflineLLM();
+  const createModel = (wire: WireObserver): llm.LLM =>
+    options.model === 'openai' ? createOpenAILLM(config, wire) : createOfflineLLM();
   const modelLabel =
     options.model === 'openai'
       ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
@@ -176,6 +178,8 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   // Text only: no STT, TTS or VAD, and no room.
   const call = new ConsoleCall({
     createModel,
+    reply: config.reply,
+    bridgeLine: config.handoff.bridgeLine,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
@@ -197,6 +201,16 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     call.hangUp();
   };
   process.on('beforeExit', onStall);
+
+  // SIGINT (Ctrl-C) and SIGTERM end the call through the machine: reason `shutdown`, a goodbye,
+  // the `end` event, then the exit.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    stoppedBy ??= signal;
+    void call.shutdown();
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+
   await call.start(options.caller ? { number: options.caller } : undefined);
 
   const say = async (line: string) => {
@@ -207,23 +221,52 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     }
   };
 
-  if (lines) {
-    for (const line of lines) await say(line);
-  } else {
-    const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
-    call.done.then(() => input.close()).catch(() => {});
-    for await (const line of input) {
-      if (line.trim() !== '') await say(line.trim());
-      if (!call.active) break;
+  // The conversation runs beside the call: whatever ends the call (goodbye, hang-up, shutdown,
+  // the model giving up) ends this function, even with a reply still pending.
+  void (async () => {
+    if (lines) {
+      for (const line of lines) {
+        if (!call.active) return;
+        await say(line);
+      }
+    } else {
+      const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+      void call.done.then(() => input.close());
+      // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
+      if (process.stdin.isTTY) input.once('close', () => call.hangUp());
+      for await (const line of input) {
+        if (line.trim() !== '') await say(line.trim());
+        if (!call.active) return;
+      }
     }
-  }
-  // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
-  call.hangUp();
-  await call.done;
-  await call.close();
-  await inspection.dispose();
+    // The script ran out (or piped input ended) without a goodbye: the caller hangs up.
+    call.hangUp();
+  })();
+
+  const end = await call.done;
+  process.off('SIGINT', stop).off('SIGTERM', stop);
   process.off('beforeExit', onStall);
-  return stalled ? 1 : 0;
+  // Closing the models and the inspector must not hold the exit.
+  await Promise.race([
+    Promise.all([call.close(), inspection.dispose()]),
+    new Promise((resolve) => setTimeout(resolve, 500).unref()),
+  ]);
+  if (stoppedBy) return 128 + (stoppedBy === 'SIGINT' ? 2 : 15);
+  if (stalled) return 1;
+  if (end.reason === END_REASON_MODEL_UNAVAILABLE) {
+    const where = config.openai.baseURL ? new URL(config.openai.baseURL).host : 'api.openai.com';
+    process.stderr.write(
+      `console: the model at ${where} did not answer (${describeFailures(end.context)}); ` +
+        'check OPENAI_API_KEY and OPENAI_BASE_URL, or run with --model offline.\n',
+    );
+    return 1;
+  }
+  return 0;
+}
+
+function describeFailures(context: CallContext): string {
+  const kinds = [...new Set(context.reply.failures.map((f) => f.kind))];
+  return kinds.length > 0 ? kinds.join(', ') : 'no reply';
 }
 
 export async function main(argv: string[]): Promise<number> {

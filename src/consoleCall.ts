@@ -13,13 +13,21 @@ import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
 import type { KeypadMap } from './keypad.js';
+import { callSessionOptions } from './models/index.js';
+import { WireObserver } from './models/openaiWire.js';
+import type { Config } from './config.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
 
 const KEYPRESS = /^\[([0-9*#])\]$/;
 
 export interface ConsoleCallOptions {
-  createModel: () => llm.LLM;
+  /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
+  createModel: (wire: WireObserver) => llm.LLM;
+  /** Deadlines on model requests and the machine's policy when they fail. */
+  reply: Config['reply'];
+  /** Speak a bridge line the moment a handoff is accepted (default on). */
+  bridgeLine?: boolean;
   companyName: string;
   maxHandoffs: number;
   logger: Logger;
@@ -108,6 +116,12 @@ export class ConsoleCall {
     this.#current.bridge.callerHungUp();
   }
 
+  /** The process is stopping: end the call through the machine, with a goodbye. */
+  async shutdown(): Promise<CallEnd> {
+    await this.#current.bridge.shutdown();
+    return this.done;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#legs.map((leg) => leg.model.aclose()));
   }
@@ -122,8 +136,12 @@ export class ConsoleCall {
   }
 
   #leg(restore?: RestorePoint): Leg {
-    const model = this.#options.createModel();
-    const session = new voice.AgentSession({ llm: model });
+    const wire = new WireObserver();
+    const model = this.#options.createModel(wire);
+    const session = new voice.AgentSession({
+      llm: model,
+      ...callSessionOptions(this.#options),
+    });
     const waiters = new Set<(agent: AgentName) => void>();
     // A leg started from a payload is not on the line until it has spoken.
     const held: Leg['held'] = restore ? [] : null;
@@ -140,6 +158,9 @@ export class ConsoleCall {
       maxHandoffs: this.#options.maxHandoffs,
       logger: this.#options.logger,
       observer,
+      reply: this.#options.reply,
+      wire,
+      ...(this.#options.bridgeLine === false ? { bridgeLine: false } : {}),
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
