@@ -161,7 +161,7 @@ export class CallBridge implements CallControl {
   #refusalCount = 0;
   /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
   readonly #carried: HistoryLine[];
-  /** Whether an agent of this leg has said anything yet, and who waits for that. */
+  /** Whether the caller has heard anything from this leg yet, and who waits for that. */
   #spoke = false;
   readonly #firstWordsWaiters = new Set<(spoke: boolean) => void>();
   /** Recent model turns by id, to tell what the agent said in the turn that handed over. */
@@ -240,11 +240,7 @@ export class CallBridge implements CallControl {
       }
       if (text === '') return;
       if (item.role === 'user') this.#notify('caller', text);
-      else if (item.role === 'assistant') {
-        this.#notify('say', this.#speaking ?? 'reception', text);
-        this.#spoke = true;
-        for (const waiter of this.#firstWordsWaiters) waiter(true);
-      }
+      else if (item.role === 'assistant') this.#notify('say', this.#speaking ?? 'reception', text);
       // A resumed call should know the latest words too, not only those before the last transition.
       this.#saveSnapshot();
     });
@@ -718,6 +714,11 @@ export class CallBridge implements CallControl {
     kind: K,
     ...args: Parameters<NonNullable<CallObserver[K]>>
   ): void {
+    if (kind === 'say' && !this.#spoke) {
+      // Any line the caller heard from this leg (a hold line too) is its first words.
+      this.#spoke = true;
+      for (const waiter of this.#firstWordsWaiters) waiter(true);
+    }
     try {
       (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
     } catch (error) {
