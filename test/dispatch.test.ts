@@ -427,6 +427,27 @@ describe('join deadline', () => {
   });
 });
 
+describe('a slow specialist', () => {
+  it('has joined once the caller heard its hold line: it owns the call from then on', async () => {
+    const actor = createActor(callMachine, { input: INPUT }).start();
+    actor.send({ type: 'call.started' });
+    actor.send({ type: 'handoff.requested', department: 'billing', reason: 'r', summary: 's' });
+    const handoff = actor.getSnapshot().context.handoffs[0]!;
+    const snapshot = actor.getPersistedSnapshot() as never;
+    const payload = encodePayload(snapshot, handoff, [], MAX_PAYLOAD_BYTES, Date.now() + 5_000);
+    const { restore } = restoreFromPayload(payload, false, INPUT)!;
+    const leg = await startTestCall({
+      restore,
+      llm: new ScriptedLLM(() => new Promise(() => {})),
+      reply: { deadlines: { ...DEFAULT_REPLY_DEADLINES, holdLineMs: 100, firstTokenMs: 10_000 } },
+    });
+    expect(await leg.bridge.firstWordsBy(restore.joinBy!)).toBe(true);
+    expect(leg.said('billing')).toEqual(['One moment, please.']);
+    leg.bridge.callerHungUp();
+    expect((await leg.bridge.done).reason).toBe('caller-hung-up');
+  });
+});
+
 describe('retired senders', () => {
   it('refuses requests from an agent the machine moved on from, except its own turn', () => {
     const actor = createActor(callMachine, { input: INPUT }).start();
