@@ -13,7 +13,7 @@ import type { llm } from '@livekit/agents';
 import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
-import { ConfigError, hasOpenAI, loadConfig } from './config.js';
+import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
@@ -75,6 +75,8 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
       '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
     );
   }
+  const callerProblem = values.caller === undefined ? undefined : e164Problem(values.caller);
+  if (callerProblem) throw new UsageError(`--caller ${callerProblem}`);
   const handoffMode = values['handoff-mode'];
   if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
     throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
@@ -142,6 +144,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     level: config.logLevel ?? 'error',
     pii: config.logPii,
     destination: 'stderr',
+    readable: true,
   });
   installAgentsLogger(logger);
 
@@ -230,7 +233,13 @@ async function runCall(options: ConsoleOptions): Promise<number> {
         await say(line);
       }
     } else {
-      const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+      // In a terminal, readline echoes what the caller types (on stderr when stdout is piped).
+      const terminal = process.stdin.isTTY === true;
+      const input = createInterface({
+        input: process.stdin,
+        ...(terminal ? { output: process.stdout.isTTY ? process.stdout : process.stderr } : {}),
+        terminal,
+      });
       void call.done.then(() => input.close());
       // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
       if (process.stdin.isTTY) input.once('close', () => call.hangUp());

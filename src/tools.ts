@@ -207,8 +207,8 @@ export function refusalMessage(
   self: AgentName,
 ): string {
   const what: Record<string, string> = {
-    'handoff-cap': `Transfer refused: this call has reached its limit of ${control.maxHandoffs} transfers.`,
-    'same-department': `Transfer refused: the caller is already with ${self}, which is you. Do not transfer; help them directly.`,
+    'handoff-cap': `Handoff refused: this call has reached its limit of ${control.maxHandoffs} handoffs.`,
+    'same-department': `Handoff refused: the caller is already with ${self}, which is you. Do not hand off; help them directly.`,
     'no-human': 'Transfer refused: nobody can take a transfer from here.',
     'not-available': `That is not possible from ${self} right now.`,
   };

@@ -3,7 +3,7 @@
  * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -235,6 +235,7 @@ describe('console errors', () => {
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
     [['--handoff-mode', 'relay'], /--handoff-mode must be "in-process" or "dispatch"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
+    [['--caller', 'abc'], /--caller "abc" has no \+ and country code/],
     [
       ['--script', '/nonexistent/calls.txt'],
       /cannot read script \/nonexistent\/calls.txt: no such file/,
@@ -330,4 +331,14 @@ describe('console shutdown', () => {
       expect(tookMs).toBeLessThan(2_000);
     },
   );
+});
+
+describe('the README', () => {
+  it('shows the JSON Lines the documented console command prints today', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const shown = /```json\n(\{"type":"start"[\s\S]*?)```/.exec(readme)?.[1];
+    expect(shown, 'the README has a JSON example').toBeDefined();
+    const run = await runConsole(['--script', SCRIPT, '--json']);
+    expect(run.stdout).toBe(shown);
+  });
 });
