@@ -147,7 +147,6 @@ const EnvSchema = z.object({
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
   MAX_CONCURRENT_CALLS: optionalString.pipe(z.coerce.number().int().min(1).max(100).optional()),
-  WORKER_HTTP_PORT: optionalString.pipe(z.coerce.number().int().min(1).max(65535).optional()),
   DRAIN_TIMEOUT_MS: optionalString.pipe(
     z.coerce
       .number()
@@ -157,6 +156,7 @@ const EnvSchema = z.object({
       .optional(),
   ),
   HANDOFF_BRIDGE_LINE: onOff,
+  HEALTH_PORT: optionalString.pipe(z.coerce.number().int().min(0).max(65535).optional()),
   OPENAI_FALLBACK_MODEL: optionalString,
   OPENAI_FALLBACK_BASE_URL: url('http', 'https'),
   HOLD_LINE_MS: milliseconds(100, 30_000),
@@ -213,12 +213,18 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
+<<<<<<< HEAD
   /** Calls one worker takes at once; it reports its load from this, not from the host's CPU. */
   maxConcurrentCalls: number;
-  /** The worker's health-check port (8081); each worker on one host needs its own. */
-  workerHttpPort: number;
   /** On SIGTERM the worker takes no new calls and lets running ones go on this long, then ends them. */
   drainTimeoutMs: number;
+=======
+  /**
+   * The worker's health server port (LiveKit's `/` and `/worker`). Unset: 8081 for the main
+   * worker, a free port for a department worker, so several workers run on one host.
+   */
+  healthPort: number | undefined;
+>>>>>>> main
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -331,9 +337,12 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
+<<<<<<< HEAD
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
-    workerHttpPort: e.WORKER_HTTP_PORT ?? 8081,
+=======
+    healthPort: e.HEALTH_PORT,
+>>>>>>> main
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

@@ -192,7 +192,19 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
+    joinTimeoutMs: config.handoff.joinTimeoutMs,
   });
+  // Safety net: a call stalled with nothing left to run would let Node exit 0 with no `end`.
+  // Hang up instead (the machine ends the call and reports it), and exit 1: it was a fault.
+  let stalled = false;
+  const onStall = () => {
+    if (stalled) process.exit(1);
+    stalled = true;
+    logger.error('call stalled with nothing left to run; hanging up');
+    call.hangUp();
+  };
+  process.on('beforeExit', onStall);
+
   // SIGINT (Ctrl-C) and SIGTERM end the call through the machine: reason `shutdown`, a goodbye,
   // the `end` event, then the exit.
   let stoppedBy: NodeJS.Signals | undefined;
@@ -242,12 +254,14 @@ async function runCall(options: ConsoleOptions): Promise<number> {
 
   const end = await call.done;
   process.off('SIGINT', stop).off('SIGTERM', stop);
+  process.off('beforeExit', onStall);
   // Closing the models and the inspector must not hold the exit.
   await Promise.race([
     Promise.all([call.close(), inspection.dispose()]),
     new Promise((resolve) => setTimeout(resolve, 500).unref()),
   ]);
   if (stoppedBy) return 128 + (stoppedBy === 'SIGINT' ? 2 : 15);
+  if (stalled) return 1;
   if (end.reason === END_REASON_MODEL_UNAVAILABLE) {
     const where = config.openai.baseURL ? new URL(config.openai.baseURL).host : 'api.openai.com';
     process.stderr.write(

@@ -60,8 +60,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         ...callLoadOptions(config.maxConcurrentCalls),
         // SIGTERM: running calls may go on this long; then each ends through its machine.
         drainTimeout: config.drainTimeoutMs,
-        // Department workers on one host (dispatch mode) each need their own health port.
-        port: config.workerHttpPort,
+        // Two workers on one host need two health ports: a department worker takes a free one.
+        port: config.healthPort ?? (department ? 0 : 8081),
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),

@@ -19,7 +19,8 @@ import type { Decision } from '../machines/decide.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
 export interface CallControl {
-  request(event: CallEvent): Decision;
+  /** `from`: the agent whose tool asks; a request from a retired agent is refused. */
+  request(event: CallEvent, from?: AgentName): Decision;
   /** Handoffs allowed per call, for refusal messages. */
   readonly maxHandoffs: number;
 }
@@ -89,10 +90,13 @@ export function buildTools(
       parameters,
       execute: async (args, { ctx }) =>
         settle(
-          control.request({
-            ...toRequest(args as z.infer<P>),
-            turnId: ctx.speechHandle.id,
-          } as CallEvent),
+          control.request(
+            {
+              ...toRequest(args as z.infer<P>),
+              turnId: ctx.speechHandle.id,
+            } as CallEvent,
+            self,
+          ),
           control,
           self,
         ),
@@ -165,10 +169,11 @@ export function buildTools(
 function settle(decision: Decision, control: CallControl, self: AgentName): string | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
-    // The turn's first change already won, or the call is over: this agent is leaving, so it
-    // must not speak again. No output asks for no reply.
+    // The turn's first change already won, the call is over, or the machine moved on from this
+    // agent (a retired leg): it must not speak again. No output asks for no reply.
     case 'one-per-turn':
     case 'call-ended':
+    case 'retired':
       return undefined;
     default:
       return refusalMessage(decision, control, self);

@@ -125,6 +125,14 @@ describe('console --script --json', () => {
     expect(at((e) => e.type === 'dispatch' && e.agent === 'billing')).toBeLessThan(
       at((e) => e.type === 'agent' && e.agent === 'billing'),
     );
+    // One bridge line per handoff, by the agent handing over.
+    const bridgeLines = events.filter(
+      (e) => e.type === 'say' && /get you to|connecting you to/.test(String(e.text)),
+    );
+    expect(bridgeLines.map((e) => [e.agent, e.text])).toEqual([
+      ['reception', "One moment, I'm connecting you to our billing team."],
+      ['billing', "One moment, I'm connecting you to our support team."],
+    ]);
   });
 
   it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
@@ -172,6 +180,38 @@ describe('console --script --json', () => {
     expect(run.stdout).toMatch(/intent → billing/);
     expect(run.stdout).toMatch(/billing › Hi, this is the billing team/);
     expect(run.stdout).toMatch(/call ended: caller said goodbye/);
+  });
+});
+
+describe('console in dispatch mode with a specialist that never speaks', () => {
+  let server: OpenAICompatibleServer;
+  beforeAll(async () => {
+    // The first specialist leg's opening request is never answered; every other one is.
+    let openings = 0;
+    server = await startOpenAICompatibleServer((request) =>
+      request.instructions.includes('Opening:') && ++openings === 1
+        ? new Promise(() => {})
+        : offlineBrain(request),
+    );
+  });
+  afterAll(() => server.close());
+
+  it('withdraws it after HANDOFF_JOIN_TIMEOUT_MS, apologises, goes on in process and ends', async () => {
+    const run = await runConsole(
+      ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', 'dispatch'],
+      { OPENAI_BASE_URL: server.url, HANDOFF_JOIN_TIMEOUT_MS: '1000' },
+    );
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    const reception = events.filter((e) => e.type === 'say' && e.agent === 'reception');
+    expect(reception.at(-1)?.text).toMatch(/our billing team could not pick up on their line/);
+    // The withdrawn leg never reached the caller: the call went on exactly as in process.
+    expectBillingThenSupport(events);
+    expect(events.filter((e) => e.type === 'dispatch').map((e) => e.agent)).toEqual([
+      'billing',
+      'support',
+    ]);
+    expect(events.filter((e) => e.type === 'end')).toHaveLength(1);
   });
 });
 

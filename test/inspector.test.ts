@@ -90,7 +90,7 @@ describe('inspector viewer in a browser', () => {
   beforeAll(async () => {
     server = await startInspectorServer({ port: 0, host: '127.0.0.1', pii: false });
     browser = await chromium.launch(await browserToLaunch());
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (error) => pageErrors.push(error));
     await page.goto(server.url);
     await page.locator('[data-testid="connection"][data-connected="true"]').waitFor();
@@ -122,8 +122,35 @@ describe('inspector viewer in a browser', () => {
       page.locator('[data-testid="diagram"] g[data-state="reception"]').getAttribute('data-active'),
     ).resolves.toBe('ancestor');
 
+    // Readable at a glance: state labels in a normal window are at least 12 px high, and the
+    // arrows carry no labels (their events are listed beside the diagram, one row per arrow).
+    const labelPx = await page
+      .locator('[data-testid="diagram"] g[data-state="billing"]')
+      .evaluate((g) => {
+        const label = g.querySelector('.nodeLabel, foreignObject span, text') ?? g;
+        return label.getBoundingClientRect().height;
+      });
+    expect(labelPx).toBeGreaterThanOrEqual(12);
+    const rows = page.locator('[data-testid="transitions"] li');
+    const pairs = await rows.evaluateAll((items) =>
+      items.map((i) => `${i.getAttribute('data-from')}>${i.getAttribute('data-to')}`),
+    );
+    expect(new Set(pairs).size).toBe(pairs.length);
+    await expect(
+      page
+        .locator('[data-testid="transitions"] li[data-from="reception"][data-to="billing"]')
+        .textContent(),
+    ).resolves.toContain('handoff.requested');
+
     call.child.stdin!.write(`${billingLine}\n`);
     await expectActive('billing');
+    // The move just made is highlighted: its row, and the state it came from.
+    await page
+      .locator('[data-testid="transitions"] li[data-last="true"][data-to="billing"]')
+      .waitFor();
+    await page
+      .locator('[data-testid="diagram"] g[data-state="reception.intent"][data-previous="true"]')
+      .waitFor();
     call.child.stdin!.write(`${supportLine}\n`);
     await expectActive('support');
     call.child.stdin!.write(`${byeLine}\n`);

@@ -1,6 +1,6 @@
 /**
  * Dispatch mode on one host: reception and billing run as separate workers (the billing one as
- * `npm start -- --department billing`). A handoff is a real `createDispatch` with the machine's
+ * `npm start -- --department billing`, each with its own HEALTH_PORT). A handoff is a real `createDispatch` with the machine's
  * snapshot as the payload: the billing worker joins the room, restores the call and speaks in
  * its voice; the reception agent leaves; the call ends with billing's goodbye.
  *
@@ -20,10 +20,10 @@ describeLive('dispatch mode with department workers', () => {
 
   beforeAll(async () => {
     rig = await startRig();
-    reception = await rig.startWorker({ HANDOFF_MODE: 'dispatch', WORKER_HTTP_PORT: '8091' });
+    reception = await rig.startWorker({ HANDOFF_MODE: 'dispatch', HEALTH_PORT: '8091' });
     billing = await rig.startWorker({
       HANDOFF_MODE: 'dispatch',
-      WORKER_HTTP_PORT: '8092',
+      HEALTH_PORT: '8092',
       ARGS: '--department billing',
     });
   });
