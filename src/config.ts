@@ -213,18 +213,15 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
-<<<<<<< HEAD
   /** Calls one worker takes at once; it reports its load from this, not from the host's CPU. */
   maxConcurrentCalls: number;
   /** On SIGTERM the worker takes no new calls and lets running ones go on this long, then ends them. */
   drainTimeoutMs: number;
-=======
   /**
    * The worker's health server port (LiveKit's `/` and `/worker`). Unset: 8081 for the main
    * worker, a free port for a department worker, so several workers run on one host.
    */
   healthPort: number | undefined;
->>>>>>> main
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -337,12 +334,9 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
-<<<<<<< HEAD
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
-=======
     healthPort: e.HEALTH_PORT,
->>>>>>> main
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,
