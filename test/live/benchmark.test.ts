@@ -27,7 +27,7 @@ describeLive('benchmark: the project worker and a documented-pattern worker', ()
   });
 
   async function measure(kind: 'project' | 'native', entry: string) {
-    const worker = await rig.startWorker({}, entry);
+    const worker = await rig.startWorker({ entry });
     // The first call after the start: the greeting, then a hang-up.
     const first = `bench-${kind}-1`;
     let dispatchedAt = await rig.dispatch(first);

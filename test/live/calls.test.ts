@@ -21,7 +21,7 @@ describeLive('many calls on a live worker', () => {
 
   beforeAll(async () => {
     rig = await startRig();
-    worker = await rig.startWorker({ DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS) });
+    worker = await rig.startWorker({ env: { DRAIN_TIMEOUT_MS: String(DRAIN_TIMEOUT_MS) } });
   });
   afterAll(async () => {
     await rig?.close();

@@ -20,11 +20,10 @@ describeLive('dispatch mode with department workers', () => {
 
   beforeAll(async () => {
     rig = await startRig();
-    reception = await rig.startWorker({ HANDOFF_MODE: 'dispatch', HEALTH_PORT: '8091' });
+    reception = await rig.startWorker({ env: { HANDOFF_MODE: 'dispatch', HEALTH_PORT: '8091' } });
     billing = await rig.startWorker({
-      HANDOFF_MODE: 'dispatch',
-      HEALTH_PORT: '8092',
-      ARGS: '--department billing',
+      env: { HANDOFF_MODE: 'dispatch', HEALTH_PORT: '8092' },
+      args: ['--department', 'billing'],
     });
   });
   afterAll(async () => {

@@ -162,14 +162,22 @@ export class WorkerProcess {
   }
 }
 
+export interface WorkerOptions {
+  /** Settings on top of the rig's (LiveKit, OpenAI base URL, agent name). */
+  env?: Record<string, string>;
+  /** After `start`, e.g. ['--department', 'billing']. */
+  args?: string[];
+  /** Another compiled worker (the benchmark's baseline); default the project's. */
+  entry?: string;
+}
+
 export interface Rig {
   stack: LocalStack;
   model: OpenAICompatibleServer;
   speech: SpeechServer;
   dispatcher: AgentDispatchClient;
   rooms: RoomServiceClient;
-  /** `entry`: another compiled worker (the benchmark's baseline); default the project's. */
-  startWorker(env?: Record<string, string>, entry?: string): Promise<WorkerProcess>;
+  startWorker(options?: WorkerOptions): Promise<WorkerProcess>;
   dispatch(room: string, metadata?: string, agentName?: string): Promise<number>;
   joinCaller(room: string, options?: CallerOptions): Promise<Caller>;
   close(): Promise<void>;
@@ -199,11 +207,11 @@ export async function startRig(): Promise<Rig> {
     speech,
     dispatcher,
     rooms,
-    async startWorker(env = {}, entry = WORKER_ENTRY) {
+    async startWorker({ env = {}, args = [], entry = WORKER_ENTRY } = {}) {
       const child = spawn(
         process.execPath,
         // `npm start`: the compiled worker (npm run build), so job processes start without tsx.
-        [entry, 'start', ...(env.ARGS?.split(' ') ?? [])],
+        [entry, 'start', ...args],
         {
           cwd: ROOT,
           stdio: ['ignore', 'pipe', 'pipe'],
