@@ -3,7 +3,7 @@
  * dispatch mode every handoff starts a fresh session and bridge from the serialised payload
  * alone, exactly as a separate worker would, and the caller's next words go to it.
  */
-import { type llm, voice } from '@livekit/agents';
+import { type llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
@@ -25,6 +25,10 @@ export interface ConsoleCallOptions {
   handoffMode: HandoffMode;
   /** Keypad digits, typed as `[1]`: the same events a SIP caller's DTMF sends. */
   keypad?: KeypadMap;
+  /** Voice mode: each leg's session (STT, VAD, TTS, audio I/O); text-only when absent. */
+  createSession?: (model: llm.LLM) => voice.AgentSession;
+  /** Voice mode: each agent's TTS voice. */
+  ttsFor?: (agent: AgentName) => tts.TTS | undefined;
 }
 
 interface Leg {
@@ -47,6 +51,11 @@ export class ConsoleCall {
     this.#options = options;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     this.#current = this.#leg();
+  }
+
+  /** The bridge of the leg the caller is on now. */
+  get bridge(): CallBridge {
+    return this.#current.bridge;
   }
 
   get active(): boolean {
@@ -111,7 +120,8 @@ export class ConsoleCall {
 
   #leg(restore?: RestorePoint): Leg {
     const model = this.#options.createModel();
-    const session = new voice.AgentSession({ llm: model });
+    const session =
+      this.#options.createSession?.(model) ?? new voice.AgentSession({ llm: model });
     const waiters = new Set<(agent: AgentName) => void>();
     const observer: CallObserver = {
       ...this.#options.observer,
@@ -129,6 +139,7 @@ export class ConsoleCall {
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
+      ...(this.#options.ttsFor ? { ttsFor: this.#options.ttsFor } : {}),
       ...(this.#options.handoffMode === 'dispatch'
         ? { handover: { handOver: (payload, to) => this.#handOver(payload, to) } }
         : {}),
