@@ -16,9 +16,11 @@ import { ConfigError, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
+import { runVoiceCall } from './voice/voiceConsole.js';
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
+                      [--voice [--record FILE.wav] [--timeline FILE.svg]]
   --script FILE   caller lines, one per line; the call ends after the last line. A line
                   like [1] is a keypad press (1 billing, 2 support, 3 sales, 0 a person)
   --json          JSON Lines on stdout, one object per event
@@ -29,7 +31,11 @@ const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offli
                   Stately's), redacted unless INSPECT_PII=1
   --handoff-mode  in-process (default): agents switch inside one session; dispatch: each
                   handoff starts the next agent in a fresh session from the serialised payload
-                  alone, as a separate worker would`;
+                  alone, as a separate worker would
+  --voice         speak the call: caller lines are spoken (flite) into the production speech
+                  pipeline against a local speech server (needs flite, pocketsphinx, sox)
+  --record FILE   with --voice: write the call as a WAV, caller left, agents right
+  --timeline FILE with --voice: draw the call as an SVG timeline`;
 
 /** A bad flag or file: printed as one line with the usage, exit code 2. */
 class UsageError extends Error {}
@@ -41,6 +47,9 @@ interface ConsoleOptions {
   caller: string | undefined;
   inspect: boolean;
   handoffMode: HandoffMode;
+  voice: boolean;
+  record: string | undefined;
+  timeline: string | undefined;
 }
 
 function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions | 'help' {
@@ -57,6 +66,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
         caller: { type: 'string' },
         inspect: { type: 'boolean', default: false },
         'handoff-mode': { type: 'string', default: 'in-process' },
+        voice: { type: 'boolean', default: false },
+        record: { type: 'string' },
+        timeline: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -77,6 +89,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
   if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
     throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
   }
+  if ((values.record || values.timeline) && !values.voice) {
+    throw new UsageError('--record and --timeline need --voice');
+  }
   return {
     script: values.script,
     json: values.json,
@@ -84,6 +99,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
     caller: values.caller,
     inspect: values.inspect,
     handoffMode,
+    voice: values.voice,
+    record: values.record,
+    timeline: values.timeline,
   };
 }
 
@@ -173,15 +191,36 @@ async function runCall(options: ConsoleOptions): Promise<void> {
   });
   if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
 
+  const observer = options.json
+    ? jsonObserver(emit)
+    : textObserver(out, lines !== undefined || !process.stdin.isTTY);
+  if (options.voice) {
+    await runVoiceCall({
+      config,
+      logger,
+      createModel,
+      observer,
+      ...(options.json ? { emit } : {}),
+      out,
+      lines,
+      typed: () => createInterface({ input: process.stdin, terminal: process.stdin.isTTY }),
+      ...(options.caller ? { caller: { number: options.caller } } : {}),
+      handoffMode: options.handoffMode,
+      ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
+      ...(options.record ? { record: options.record } : {}),
+      ...(options.timeline ? { timeline: options.timeline } : {}),
+    });
+    await inspection.dispose();
+    return;
+  }
+
   // Text only: no STT, TTS or VAD, and no room.
   const call = new ConsoleCall({
     createModel,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
-    observer: options.json
-      ? jsonObserver(emit)
-      : textObserver(out, lines !== undefined || !process.stdin.isTTY),
+    observer,
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,

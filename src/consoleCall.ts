@@ -120,8 +120,7 @@ export class ConsoleCall {
 
   #leg(restore?: RestorePoint): Leg {
     const model = this.#options.createModel();
-    const session =
-      this.#options.createSession?.(model) ?? new voice.AgentSession({ llm: model });
+    const session = this.#options.createSession?.(model) ?? new voice.AgentSession({ llm: model });
     const waiters = new Set<(agent: AgentName) => void>();
     const observer: CallObserver = {
       ...this.#options.observer,

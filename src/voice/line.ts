@@ -214,11 +214,24 @@ export class AgentAudioOutput extends voice.AudioOutput {
   /** Samples captured in the current segment (0: no segment open). */
   #captured = 0;
   #flushed = false;
+  /** Paused by the session while it decides whether the caller is interrupting. */
+  #paused = false;
+  /** Line time just after the last frame played of this segment. */
+  #lastPlayedMs = 0;
   #resampler: AudioResampler | undefined;
 
   constructor(line: PhoneLine) {
-    super(LINE_SAMPLE_RATE);
+    // Pausable like a room's audio output, so barge-ins behave as in production.
+    super(LINE_SAMPLE_RATE, undefined, { pause: true });
     this.#line = line;
+  }
+
+  override pause(): void {
+    this.#paused = true;
+  }
+
+  override resume(): void {
+    this.#paused = false;
   }
 
   override async captureFrame(frame: AudioFrame): Promise<void> {
@@ -243,15 +256,17 @@ export class AgentAudioOutput extends voice.AudioOutput {
   override clearBuffer(): void {
     this.#queue = [];
     this.#queued = 0;
-    if (this.#captured > 0) this.#finish(this.#line.nowMs(), true);
+    this.#paused = false;
+    if (this.#captured > 0) this.#finish(true);
   }
 
   /** @internal The next 20 ms to play at `atMs`, or null when idle. */
   play(atMs: number): Int16Array | null {
     if (this.#queued === 0) {
-      if (this.#flushed && this.#captured > 0) this.#finish(atMs, false);
+      if (this.#flushed && this.#captured > 0) this.#finish(false);
       return null;
     }
+    if (this.#paused) return null;
     if (this.#segmentStartMs === null) {
       this.#segmentStartMs = atMs;
       this.onPlaybackStarted(Date.now());
@@ -269,12 +284,14 @@ export class AgentAudioOutput extends voice.AudioOutput {
     }
     this.#queued -= filled;
     this.#played.push(frame.subarray(0, filled));
+    this.#lastPlayedMs = atMs + FRAME_MS;
     return frame;
   }
 
-  #finish(atMs: number, interrupted: boolean): void {
+  #finish(interrupted: boolean): void {
     const samples = concat(this.#played);
-    const startMs = this.#segmentStartMs ?? atMs;
+    const startMs = this.#segmentStartMs ?? this.#lastPlayedMs;
+    const endMs = this.#lastPlayedMs;
     this.#played = [];
     this.#segmentStartMs = null;
     this.#captured = 0;
@@ -284,7 +301,7 @@ export class AgentAudioOutput extends voice.AudioOutput {
       interrupted,
     });
     if (samples.length > 0) {
-      this.#line.segmentPlayed({ startMs, endMs: atMs, interrupted, samples });
+      this.#line.segmentPlayed({ startMs, endMs, interrupted, samples });
     }
   }
 

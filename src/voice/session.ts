@@ -46,7 +46,7 @@ export async function createVoicePipeline(options: {
   if (!endOfTurnNoticeLogged) {
     endOfTurnNoticeLogged = true;
     // LiveKit's end-of-turn model is downloaded at run time, which cannot happen offline.
-    logger.info('end-of-turn model unavailable offline; turns end on VAD silence');
+    logger.warn('end-of-turn model unavailable offline; turns end on VAD silence');
   }
   return {
     ttsFor,

@@ -74,6 +74,8 @@ export class VoiceCall {
   /** Caller speech waiting for its transcript. */
   readonly #awaitingHeard: { speech: Promise<CallerSpeech>; heard: (text: string) => void }[] = [];
   #ended = false;
+  /** The agent on the line (per the bridge) when the current audio segment started. */
+  #onLine: AgentName = 'reception';
   #userTurns = 0;
   #repliesStarted = 0;
 
@@ -89,6 +91,9 @@ export class VoiceCall {
     this.line = line;
     this.call = call;
     this.#phrases = [...(options.phrases ?? [])];
+    line.on('playbackStarted', () => {
+      this.#onLine = this.call.bridge.speakingAgent ?? 'reception';
+    });
     line.on('played', (segment) => this.#played(segment));
     void call.done.then((end) => this.#onEnd(end));
   }
@@ -286,13 +291,11 @@ export class VoiceCall {
   }
 
   #played(segment: PlayedSegment): void {
-    const spoken = this.server.voiceOf(segment.samples);
-    const voices = this.#options.config.models.voices;
-    const byVoice = (Object.keys(voices) as AgentName[]).find((a) => voices[a] === spoken?.voice);
+    // Who was on the line says the bridge; which voice it was says the speech server.
     this.#record({
       type: 'audio',
-      agent: byVoice ?? this.call.bridge.speakingAgent ?? 'reception',
-      voice: spoken?.voice,
+      agent: this.#onLine,
+      voice: this.server.voiceOf(segment.samples)?.voice,
       startMs: segment.startMs,
       endMs: segment.endMs,
       interrupted: segment.interrupted,
