@@ -18,7 +18,20 @@
  *                                  transfer.failed -> back to the asking agent, who apologises
  *                                  caller.hungUp -> ended
  * (any live state)  session.closed (the session closed under the call)  ended
+ * (any live state)  shutdown.requested (SIGTERM, worker draining)        ended, with a goodbye
  * ended      (none)      nothing: final
+ *
+ * Reply health (any agent state; the bridge reports how the agent's model requests go):
+ * - reply.late {replyId}: no words yet HOLD_LINE_MS after the caller finished -> holdLine, at
+ *   most once per turn (one reply: the model request and its retries).
+ * - reply.failed {replyId, kind, attempt}: a model request failed. Retryable kinds (http,
+ *   rate-limited, network, timeout, stall) are retried `maxRetries` times -> retryReply
+ *   {delayMs}, honouring Retry-After up to `retryAfterCapMs`. A turn that still fails, or a
+ *   failure that cannot be retried (rejected, empty, filtered, cut), is a failed turn: the agent
+ *   apologises (apologiseForReply). After `maxFailedTurns` failed turns in a row: a transfer to
+ *   a person where one is configured for that agent (and none has failed yet), else the end
+ *   with reason `model-unavailable`, and an apology in the goodbye.
+ * - reply.recovered: a reply reached the caller: the count of failed turns starts again.
  *
  * Refusals (recorded in context.refusals; the state and the agent do not change):
  * - one-per-turn:    a second control change (handoff, return, end) from the same model turn
@@ -29,15 +42,22 @@
  *
  * Effects are named here and implemented by the bridge with `callMachine.provide(...)`:
  * greetCaller, activateAgent {agent}, transferCall {from}, apologiseForTransfer {agent},
- * endCall {reason, farewell}. The machine never does I/O and has
+ * endCall {reason, farewell}, holdLine {agent}, retryReply {delayMs},
+ * apologiseForReply {agent, kind}. The machine never does I/O and has
  * no `invoke` or `after`: timers belong to the bridge, so every path can be generated and tested.
  */
 import { assign, setup } from 'xstate';
 
 /** Bump when states, events or context change shape: persisted snapshots carry it. */
-export const CALL_MACHINE_VERSION = 1;
+export const CALL_MACHINE_VERSION = 2;
 
 export const DEFAULT_MAX_HANDOFFS = 4;
+export const DEFAULT_REPLY_POLICY: ReplyPolicy = {
+  maxRetries: 2,
+  maxFailedTurns: 2,
+  retryAfterCapMs: 5_000,
+  backoffMs: 250,
+};
 
 export const DEPARTMENTS = ['billing', 'support', 'sales'] as const;
 export type Department = (typeof DEPARTMENTS)[number];
@@ -100,6 +120,71 @@ export interface HandoffRecord {
 
 export type RefusalCode = 'one-per-turn' | 'same-department' | 'handoff-cap' | 'no-human';
 
+/**
+ * How a model request failed:
+ * - http: a 5xx answer; rate-limited: a 429; rejected: any other 4xx (key, model, request);
+ * - network: no connection; timeout: no first token in time; stall: the stream stopped before
+ *   any words;
+ * - cut: the stream broke after words were already spoken; empty: a reply with neither words
+ *   nor tool calls; filtered: the provider's content filter stopped it.
+ */
+export const REPLY_FAILURE_KINDS = [
+  'http',
+  'rate-limited',
+  'rejected',
+  'network',
+  'timeout',
+  'stall',
+  'cut',
+  'empty',
+  'filtered',
+] as const;
+export type ReplyFailureKind = (typeof REPLY_FAILURE_KINDS)[number];
+/** Failures a fresh request can cure: nothing was spoken and the provider may answer next time. */
+export const RETRYABLE_REPLY_FAILURES: readonly ReplyFailureKind[] = [
+  'http',
+  'rate-limited',
+  'network',
+  'timeout',
+  'stall',
+];
+
+export const END_REASON_MODEL_UNAVAILABLE = 'model-unavailable';
+export const END_REASON_SHUTDOWN = 'shutdown';
+
+export interface ReplyPolicy {
+  /** Fresh requests after a retryable failure, within one turn. */
+  maxRetries: number;
+  /** Failed turns in a row before the call goes to a person or ends. */
+  maxFailedTurns: number;
+  /** The longest Retry-After honoured; longer ones are cut to this. */
+  retryAfterCapMs: number;
+  /** First backoff without Retry-After; doubled on each further attempt. */
+  backoffMs: number;
+}
+
+export interface ReplyFailureRecord {
+  agent: AgentName;
+  kind: ReplyFailureKind;
+  attempt: number;
+  replyId: string;
+  /** What the machine decided. */
+  decision: 'retry' | 'apologise' | 'transfer' | 'end';
+  at: number;
+}
+
+export interface ReplyHealth {
+  policy: ReplyPolicy;
+  /** Failed turns in a row; a reply that reaches the caller resets it. */
+  failedTurns: number;
+  /** The model request that got the last hold line: a turn gets one. */
+  heldReplyId: string | null;
+  /** The latest failures, newest last (bounded). */
+  failures: ReplyFailureRecord[];
+}
+
+const MAX_FAILURE_RECORDS = 20;
+
 export interface RefusalRecord {
   code: RefusalCode;
   request: 'handoff' | 'return' | 'end' | 'transfer';
@@ -126,11 +211,15 @@ export interface CallContext {
   humanTransfers: AgentName[];
   /** The transfer to a person under way, if any. */
   transfer: TransferRecord | null;
+  /** How the agents' model requests are going, and the policy for when they fail. */
+  reply: ReplyHealth;
 }
 
 export interface TransferRecord {
   from: AgentName;
   reason: string;
+  /** Why the machine started it: the caller or agent asked, or the model is unavailable. */
+  cause: 'requested' | 'model-unavailable';
   /** Why the last transfer failed, once it has. */
   error?: string;
 }
@@ -138,6 +227,7 @@ export interface TransferRecord {
 export interface CallInput {
   maxHandoffs?: number;
   humanTransfers?: AgentName[];
+  replyPolicy?: ReplyPolicy;
 }
 
 /** Control events may carry the id of the model turn that produced them. */
@@ -161,7 +251,22 @@ export type CallEvent =
   | { type: 'transfer.failed'; error: string }
   | { type: 'caller.hungUp' }
   /** The session closed under the call (job shut down, unrecoverable model error). */
-  | { type: 'session.closed'; reason?: string };
+  | { type: 'session.closed'; reason?: string }
+  /** The process is stopping (SIGTERM, SIGINT, worker drain): say goodbye and end. */
+  | { type: 'shutdown.requested' }
+  /** No words yet, `HOLD_LINE_MS` after the caller finished. */
+  | { type: 'reply.late'; replyId: string }
+  | {
+      type: 'reply.failed';
+      replyId: string;
+      kind: ReplyFailureKind;
+      /** 0 for the turn's first request. */
+      attempt: number;
+      /** The provider's Retry-After, when it sent one. */
+      retryAfterMs?: number;
+    }
+  /** A reply reached the caller. */
+  | { type: 'reply.recovered' };
 
 export const END_REASON_HUNG_UP = 'caller-hung-up';
 export const END_REASON_TRANSFERRED = 'transferred';
@@ -190,6 +295,19 @@ export const callMachine = setup({
       context.humanTransfers.includes(params.agent),
     isTransferFrom: ({ context }, params: { agent: AgentName }) =>
       context.transfer?.from === params.agent,
+    isNotHeldInTurn: ({ context, event }) =>
+      event.type === 'reply.late' && event.replyId !== context.reply.heldReplyId,
+    isRetryableFailure: ({ context, event }) =>
+      event.type === 'reply.failed' &&
+      RETRYABLE_REPLY_FAILURES.includes(event.kind) &&
+      event.attempt < context.reply.policy.maxRetries,
+    isLastFailedTurn: ({ context }) =>
+      context.reply.failedTurns + 1 >= context.reply.policy.maxFailedTurns,
+    canGiveUpToHuman: ({ context }, params: { agent: AgentName }) =>
+      context.reply.failedTurns + 1 >= context.reply.policy.maxFailedTurns &&
+      context.humanTransfers.includes(params.agent) &&
+      !context.transfer?.error,
+    hasFailedTurns: ({ context }) => context.reply.failedTurns > 0,
   },
   actions: {
     recordCaller: assign({
@@ -225,20 +343,48 @@ export const callMachine = setup({
       return { refusals: [...context.refusals, refusal], lastTurnId: turnId ?? null };
     }),
     recordEnd: assign({
-      endReason: ({ event }) =>
-        event.type === 'end.requested'
-          ? event.reason
-          : event.type === 'transfer.succeeded'
-            ? END_REASON_TRANSFERRED
-            : event.type === 'session.closed'
-              ? (event.reason ?? 'session closed')
-              : END_REASON_HUNG_UP,
+      endReason: ({ event }) => endReasonOf(event),
     }),
     recordTransfer: assign(({ event }, params: { from: AgentName }) => {
+      if (event.type === 'reply.failed') {
+        const transfer: TransferRecord = {
+          from: params.from,
+          reason: END_REASON_MODEL_UNAVAILABLE,
+          cause: 'model-unavailable',
+        };
+        return { transfer, controlTurnId: null, lastTurnId: null };
+      }
       const reason = event.type === 'transfer.requested' ? event.reason : '';
       const turnId = 'turnId' in event ? (event.turnId ?? null) : null;
-      return { transfer: { from: params.from, reason }, controlTurnId: turnId, lastTurnId: turnId };
+      const transfer: TransferRecord = { from: params.from, reason, cause: 'requested' };
+      return { transfer, controlTurnId: turnId, lastTurnId: turnId };
     }),
+    recordHold: assign({
+      reply: ({ context, event }) => ({
+        ...context.reply,
+        heldReplyId: event.type === 'reply.late' ? event.replyId : context.reply.heldReplyId,
+      }),
+    }),
+    recordReplyFailure: assign(
+      (
+        { context, event },
+        params: { agent: AgentName; decision: ReplyFailureRecord['decision'] },
+      ) => {
+        if (event.type !== 'reply.failed') return {};
+        const record: ReplyFailureRecord = {
+          agent: params.agent,
+          kind: event.kind,
+          attempt: event.attempt,
+          replyId: event.replyId,
+          decision: params.decision,
+          at: Date.now(),
+        };
+        const failures = [...context.reply.failures, record].slice(-MAX_FAILURE_RECORDS);
+        const failedTurns = context.reply.failedTurns + (params.decision === 'retry' ? 0 : 1);
+        return { reply: { ...context.reply, failures, failedTurns } };
+      },
+    ),
+    recordRecovery: assign({ reply: ({ context }) => ({ ...context.reply, failedTurns: 0 }) }),
     // The model turn that asked for the transfer is long over: the next request opens a new one.
     recordTransferFailure: assign({
       transfer: ({ context, event }) =>
@@ -254,12 +400,18 @@ export const callMachine = setup({
     transferCall: (_, _params: { from: AgentName }) => {},
     apologiseForTransfer: (_, _params: { agent: AgentName }) => {},
     endCall: (_, _params: { reason: string; farewell: boolean }) => {},
+    holdLine: (_, _params: { agent: AgentName }) => {},
+    retryReply: (_, _params: { delayMs: number }) => {},
+    apologiseForReply: (_, _params: { agent: AgentName; kind: ReplyFailureKind }) => {},
   },
 }).createMachine({
   id: 'call',
   initial: 'reception',
-  // From any live state: nothing can go on without a session.
-  on: { 'session.closed': { target: '.ended' } },
+  // From any live state: nothing can go on without a session, and a stopping process ends it.
+  on: {
+    'session.closed': { target: '.ended' },
+    'shutdown.requested': { target: '.ended' },
+  },
   context: ({ input }) => ({
     started: false,
     caller: null,
@@ -271,6 +423,12 @@ export const callMachine = setup({
     lastTurnId: null,
     humanTransfers: input.humanTransfers ?? [],
     transfer: null,
+    reply: {
+      policy: input.replyPolicy ?? DEFAULT_REPLY_POLICY,
+      failedTurns: 0,
+      heldReplyId: null,
+      failures: [],
+    },
   }),
   states: {
     reception: {
@@ -299,6 +457,7 @@ export const callMachine = setup({
         'end.requested': endUnlessSameTurn('reception'),
         'transfer.requested': transferUnlessRefused('reception'),
         'caller.hungUp': { target: '#call.ended' },
+        ...replyHealth('reception'),
       },
     },
     billing: specialist('billing'),
@@ -322,9 +481,12 @@ export const callMachine = setup({
           type: 'endCall',
           params: ({ event, context }) => ({
             reason: context.endReason ?? END_REASON_HUNG_UP,
-            // Only an agent's decision to end gets a goodbye: a caller who hung up or was
-            // transferred is no longer listening.
-            farewell: event.type === 'end.requested',
+            // Only an agent's decision to end, a shutdown or a model that gave up gets a
+            // goodbye: a caller who hung up or was transferred is no longer listening.
+            farewell:
+              event.type === 'end.requested' ||
+              event.type === 'shutdown.requested' ||
+              event.type === 'reply.failed',
           }),
         },
       ],
@@ -396,6 +558,78 @@ function specialist(department: Department) {
       'end.requested': endUnlessSameTurn(department),
       'transfer.requested': transferUnlessRefused(department),
       'caller.hungUp': { target: '#call.ended' },
+      ...replyHealth(department),
     },
   } as const;
+}
+
+/** The reply-health policy, the same in every agent state (see the header). */
+function replyHealth(agent: AgentName) {
+  const failure = (decision: ReplyFailureRecord['decision']) =>
+    ({ type: 'recordReplyFailure', params: { agent, decision } }) as const;
+  return {
+    'reply.late': {
+      guard: 'isNotHeldInTurn',
+      actions: ['recordHold', { type: 'holdLine', params: { agent } }],
+    },
+    'reply.failed': [
+      {
+        guard: 'isRetryableFailure',
+        actions: [
+          failure('retry'),
+          {
+            type: 'retryReply',
+            params: ({ context, event }: { context: CallContext; event: CallEvent }) => ({
+              delayMs: retryDelay(context.reply.policy, event),
+            }),
+          },
+        ],
+      },
+      {
+        guard: { type: 'canGiveUpToHuman', params: { agent } },
+        target: '#call.transferring',
+        actions: [failure('transfer'), { type: 'recordTransfer', params: { from: agent } }],
+      },
+      { guard: 'isLastFailedTurn', target: '#call.ended', actions: failure('end') },
+      {
+        actions: [
+          failure('apologise'),
+          {
+            type: 'apologiseForReply',
+            params: ({ event }: { event: CallEvent }) => ({
+              agent,
+              kind: event.type === 'reply.failed' ? event.kind : ('empty' as const),
+            }),
+          },
+        ],
+      },
+    ],
+    'reply.recovered': { guard: 'hasFailedTurns', actions: 'recordRecovery' },
+  } as const;
+}
+
+/** Retry-After when the provider sent one (capped), else a doubling backoff. */
+export function retryDelay(policy: ReplyPolicy, event: CallEvent): number {
+  if (event.type !== 'reply.failed') return 0;
+  if (event.retryAfterMs !== undefined) {
+    return Math.min(Math.max(0, event.retryAfterMs), policy.retryAfterCapMs);
+  }
+  return Math.min(policy.backoffMs * 2 ** event.attempt, policy.retryAfterCapMs);
+}
+
+function endReasonOf(event: CallEvent): string {
+  switch (event.type) {
+    case 'end.requested':
+      return event.reason;
+    case 'transfer.succeeded':
+      return END_REASON_TRANSFERRED;
+    case 'session.closed':
+      return event.reason ?? 'session closed';
+    case 'shutdown.requested':
+      return END_REASON_SHUTDOWN;
+    case 'reply.failed':
+      return END_REASON_MODEL_UNAVAILABLE;
+    default:
+      return END_REASON_HUNG_UP;
+  }
 }

@@ -2,8 +2,9 @@
  * The four agents of a call. They are small: instructions, tools, an optional voice, and an
  * `onEnter` that tells the bridge they are live. Which one talks is the machine's decision.
  */
-import { type llm, type tts, voice } from '@livekit/agents';
+import { llm, type tts, voice } from '@livekit/agents';
 import type { AgentName, CallerInfo, HandoffRecord } from '../machines/callMachine.js';
+import { type ReplyReporter, guardReply } from './replyGuard.js';
 
 const PHONE_STYLE =
   'You are on a phone call: speak in short, plain sentences, no lists, no markdown, no emojis. ' +
@@ -86,11 +87,14 @@ export interface CallAgentOptions {
   tts?: tts.TTS;
   /** Runs when the agent's activity has started: the agent is now the one talking. */
   onEnter: (agent: CallAgent) => void;
+  /** Deadlines, hold lines and failures of this agent's model requests, for the machine. */
+  replies?: ReplyReporter;
 }
 
 export class CallAgent extends voice.Agent {
   readonly callAgent: AgentName;
   readonly #onEnter: (agent: CallAgent) => void;
+  readonly #replies: ReplyReporter | undefined;
   #retired = false;
 
   constructor(options: CallAgentOptions) {
@@ -103,6 +107,7 @@ export class CallAgent extends voice.Agent {
     });
     this.callAgent = options.name;
     this.#onEnter = options.onEnter;
+    this.#replies = options.replies;
   }
 
   override async onEnter(): Promise<void> {
@@ -136,6 +141,23 @@ export class CallAgent extends voice.Agent {
     if (this.#retired && !isFixedLine) {
       return new ReadableStream({ start: (controller) => controller.close() });
     }
-    return super.llmNode(...args);
+    const [, toolCtx, modelSettings] = args;
+    // A fixed line (greeting, goodbye) is the bridge's, not a reply: it is spoken even after the
+    // end, and its health says nothing about the caller's turn.
+    if (!this.#replies || isFixedLine) return super.llmNode(...args);
+    const activity = this.getActivityOrThrow();
+    return guardReply(this.#replies, {
+      agent: this.callAgent,
+      model: activity.llm instanceof llm.LLM ? activity.llm : null,
+      chatCtx,
+      modelSettings,
+      open: (ctx, settings) => super.llmNode(ctx, toolCtx, { ...modelSettings, ...settings }),
+      interrupt: () => {
+        const speech = activity.currentSpeech;
+        if (!speech || speech.done()) return false;
+        speech.interrupt(true);
+        return true;
+      },
+    });
   }
 }

@@ -32,7 +32,10 @@ import {
   type CallEvent,
   type CallStateName,
   type CallerInfo,
+  END_REASON_MODEL_UNAVAILABLE,
+  END_REASON_SHUTDOWN,
   type RefusalRecord,
+  type ReplyPolicy,
   callMachine,
   callStateOf,
 } from '../machines/callMachine.js';
@@ -55,6 +58,14 @@ import {
 } from './handover.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
+import { LINES } from './lines.js';
+import type { WireObserver } from './models/openaiWire.js';
+import {
+  DEFAULT_REPLY_DEADLINES,
+  type ReplyDeadlines,
+  type ReplyDecision,
+  type ReplyReporter,
+} from './replyGuard.js';
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
@@ -104,6 +115,12 @@ export interface CallBridgeOptions {
   restore?: RestorePoint;
   /** Keeps the latest snapshot outside this process (the room), for crash recovery. */
   snapshotStore?: SnapshotStore;
+  /** Deadlines on model requests and the machine's policy when they fail. */
+  reply?: { deadlines?: ReplyDeadlines; policy?: ReplyPolicy };
+  /** What the OpenAI wire said (Retry-After, content filter), when the model is OpenAI's. */
+  wire?: WireObserver;
+  /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
+  bridgeLine?: boolean;
 }
 
 export interface CallStartOptions {
@@ -145,6 +162,11 @@ export class CallBridge implements CallControl {
   #closing: Promise<void> = Promise.resolve();
   readonly #transfers: HumanTransfer;
   readonly #transferHost: TransferHost;
+  readonly #replies: ReplyReporter;
+  /** What the machine decided about the reply event being sent (set by its effects). */
+  #replyDecision: ReplyDecision | null = null;
+  /** Lines reported to observers as they were spoken, before their reply message completes. */
+  readonly #saidAhead: string[] = [];
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -160,6 +182,7 @@ export class CallBridge implements CallControl {
       log: this.#log,
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
+    this.#replies = this.#replyReporter(options);
 
     const machine = callMachine.provide({
       actions: {
@@ -167,14 +190,22 @@ export class CallBridge implements CallControl {
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
         transferCall: ({ context }, { from }) =>
           this.#enqueue('transfer', () =>
-            this.#transfers.run(this.#transferHost, from, context.transfer?.reason),
+            this.#transfers.run(this.#transferHost, from, context.transfer),
           ),
         apologiseForTransfer: ({ context }) => this.#apologiseForTransfer(context),
         endCall: ({ context }, { reason, farewell }) => this.#end(reason, farewell, context),
+        holdLine: () => (this.#replyDecision = { say: LINES.hold }),
+        retryReply: (_, { delayMs }) => (this.#replyDecision = { retryInMs: delayMs }),
+        apologiseForReply: (_, { kind }) =>
+          (this.#replyDecision = { say: LINES.replyFailed(kind), interrupt: kind === 'cut' }),
       },
     });
     this.actor = createActor(machine, {
-      input: { maxHandoffs: options.maxHandoffs, humanTransfers: this.#humanTransfers() },
+      input: {
+        maxHandoffs: options.maxHandoffs,
+        humanTransfers: this.#humanTransfers(),
+        ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
+      },
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
         this.#observeMachine(event);
@@ -184,12 +215,24 @@ export class CallBridge implements CallControl {
 
     this.#session.on(voice.AgentSessionEventTypes.ConversationItemAdded, ({ item }) => {
       if (item.type !== 'message') return;
-      const text = item.textContent ?? '';
+      let text = (item.textContent ?? '').trim();
+      // A hold line was reported when it was spoken; the rest of the reply is reported now.
+      const ahead = this.#saidAhead.find((line) => text.startsWith(line));
+      if (item.role === 'assistant' && ahead !== undefined) {
+        this.#saidAhead.splice(this.#saidAhead.indexOf(ahead), 1);
+        text = text.slice(ahead.length).trim();
+      }
       if (text === '') return;
       if (item.role === 'user') this.#notify('caller', text);
       else if (item.role === 'assistant') this.#notify('say', this.#speaking ?? 'reception', text);
       // A resumed call should know the latest words too, not only those before the last transition.
       this.#saveSnapshot();
+    });
+    // A listener must exist: without one the SDK's emit throws and the request's retry is lost.
+    // Failures are reported to the machine by the reply guard; this only logs.
+    this.#session.on(voice.AgentSessionEventTypes.Error, ({ error, source }) => {
+      const label = (source as { label?: () => string } | undefined)?.label?.() ?? 'model';
+      this.#log.debug({ err: error, source: label }, 'session reported an error');
     });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
       this.#sessionClosed = true;
@@ -266,6 +309,18 @@ export class CallBridge implements CallControl {
     return decision;
   }
 
+  /**
+   * The process is stopping (SIGTERM, SIGINT, worker drain): the machine ends the call with
+   * reason `shutdown` and a goodbye. Resolves once the call has ended.
+   */
+  shutdown(): Promise<CallEnd> {
+    this.#startActor();
+    if (this.actor.getSnapshot().status === 'active') {
+      this.actor.send({ type: 'shutdown.requested' });
+    }
+    return this.done;
+  }
+
   /** Where a transfer to a person from this agent goes, if anywhere. */
   humanNumberFor(agent: AgentName): string | undefined {
     return this.#transfers.numberFor(agent);
@@ -328,6 +383,7 @@ export class CallBridge implements CallControl {
       }),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
+      replies: this.#replies,
       onEnter: (agent) => {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
@@ -351,9 +407,13 @@ export class CallBridge implements CallControl {
     this.#switchInProcess(name, context);
   }
 
-  #switchInProcess(name: AgentName, context: CallContext): void {
+  #switchInProcess(name: AgentName, context: CallContext, bridgeLine = true): void {
     try {
       const agent = this.#buildAgent(name, context);
+      // The old agent says at once what the pause is for; the session plays it before the switch.
+      if (bridgeLine && this.#options.bridgeLine !== false && this.#requested) {
+        this.#speak(LINES.bridge(name), true);
+      }
       this.#requested?.retire();
       this.#requested = agent;
       this.#session.updateAgent(agent);
@@ -368,10 +428,9 @@ export class CallBridge implements CallControl {
    * If it never joins, say so and switch in process: the caller is never left alone.
    */
   async #handOver(name: AgentName, context: CallContext): Promise<void> {
-    const team = name === 'reception' ? 'reception' : `our ${name} team`;
     let outcome: 'joined' | 'timeout' | 'failed' = 'failed';
     try {
-      await this.#speak(`One moment, I'm connecting you to ${team}.`, false).waitForPlayout();
+      await this.#speak(LINES.bridge(name), false).waitForPlayout();
       if (this.#ended) return;
       const payload = encodePayload(
         this.actor.getPersistedSnapshot() as never,
@@ -396,11 +455,8 @@ export class CallBridge implements CallControl {
       return;
     }
     this.#log.warn({ to: name, outcome }, 'specialist worker never joined; switching in process');
-    await this.#speak(
-      `Sorry, ${team} could not pick up on their line, so I'll bring them in here.`,
-      false,
-    ).waitForPlayout();
-    if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context);
+    await this.#speak(LINES.bridgeFailed(name), false).waitForPlayout();
+    if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context, false);
   }
 
   /** Crash recovery: the latest snapshot and words, kept outside this process. */
@@ -423,10 +479,7 @@ export class CallBridge implements CallControl {
   }
 
   async #greet(): Promise<void> {
-    const greeting =
-      `Thank you for calling ${this.#options.companyName}. ` +
-      'You can ask about billing, technical support or sales. How can I help you today?';
-    await this.#speak(greeting, true).waitForPlayout();
+    await this.#speak(LINES.greeting(this.#options.companyName), true).waitForPlayout();
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
   }
 
@@ -468,8 +521,7 @@ export class CallBridge implements CallControl {
     this.#closing = (async () => {
       try {
         if (farewell && !this.#sessionClosed) {
-          const goodbye = `Thank you for calling ${this.#options.companyName}. Goodbye!`;
-          await this.#speak(goodbye, false).waitForPlayout();
+          await this.#speak(this.#farewell(reason), false).waitForPlayout();
         }
       } catch (error) {
         this.#log.warn({ err: error }, 'goodbye failed');
@@ -483,6 +535,59 @@ export class CallBridge implements CallControl {
       this.#notify('end', reason);
       this.#resolveDone({ reason, context });
     })();
+  }
+
+  #farewell(reason: string): string {
+    const company = this.#options.companyName;
+    if (reason === END_REASON_MODEL_UNAVAILABLE) return LINES.modelUnavailable(company);
+    if (reason === END_REASON_SHUTDOWN) return LINES.shutdown(company);
+    return LINES.goodbye(company);
+  }
+
+  /**
+   * The reply guard's line to the machine: each report is an event, and the machine's effects
+   * say what to do (`#replyDecision`). Reports from an agent no longer on the line are dropped.
+   */
+  #replyReporter(options: CallBridgeOptions): ReplyReporter {
+    const onLine = (agent: AgentName) =>
+      !this.#ended && this.#requested?.callAgent === agent && !this.#requested.retired;
+    const decide = (event: CallEvent): ReplyDecision | null => {
+      this.#replyDecision = null;
+      this.request(event);
+      return this.#replyDecision;
+    };
+    return {
+      deadlines: { ...DEFAULT_REPLY_DEADLINES, ...options.reply?.deadlines },
+      endSignal: this.#endSignal.signal,
+      wire: options.wire,
+      log: this.#log,
+      late: (replyId, agent) => {
+        if (!onLine(agent)) return null;
+        const decision = decide({ type: 'reply.late', replyId });
+        const line = decision && 'say' in decision ? decision.say : null;
+        if (line) {
+          // Heard now, although the reply's message is only complete when the reply is.
+          this.#saidAhead.push(line);
+          this.#notify('say', agent, line);
+        }
+        return line;
+      },
+      failed: (failure) => {
+        if (!onLine(failure.agent)) return { say: null };
+        const { replyId, kind, attempt, retryAfterMs } = failure;
+        const event: CallEvent = { type: 'reply.failed', replyId, kind, attempt };
+        if (retryAfterMs !== undefined) event.retryAfterMs = retryAfterMs;
+        return decide(event) ?? { say: null };
+      },
+      recovered: (agent) => {
+        if (onLine(agent) && this.actor.getSnapshot().context.reply.failedTurns > 0) {
+          this.request({ type: 'reply.recovered' });
+        }
+      },
+      speakNext: (line) => {
+        if (!this.#ended) this.#speak(line, true);
+      },
+    };
   }
 
   #speak(text: string, allowInterruptions: boolean): voice.SpeechHandle {

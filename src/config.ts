@@ -4,7 +4,14 @@
  */
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
-import { AGENT_NAMES, type AgentName, DEFAULT_MAX_HANDOFFS } from '../machines/callMachine.js';
+import {
+  AGENT_NAMES,
+  type AgentName,
+  DEFAULT_MAX_HANDOFFS,
+  DEFAULT_REPLY_POLICY,
+  type ReplyPolicy,
+} from '../machines/callMachine.js';
+import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
 import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
@@ -17,6 +24,11 @@ const optionalString = z
   .trim()
   .transform((value) => (value === '' ? undefined : value))
   .optional();
+
+const milliseconds = (min: number, max: number) =>
+  optionalString.pipe(z.coerce.number().int().min(min).max(max).optional());
+
+const onOff = optionalString.pipe(z.enum(['on', 'off']).optional());
 
 const flag = z
   .string()
@@ -69,6 +81,15 @@ const EnvSchema = z.object({
   HANDOFF_JOIN_TIMEOUT_MS: optionalString.pipe(
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
+  HANDOFF_BRIDGE_LINE: onOff,
+  OPENAI_FALLBACK_MODEL: optionalString,
+  OPENAI_FALLBACK_BASE_URL: optionalString,
+  HOLD_LINE_MS: milliseconds(100, 30_000),
+  FIRST_TOKEN_TIMEOUT_MS: milliseconds(100, 120_000),
+  CHUNK_GAP_TIMEOUT_MS: milliseconds(100, 120_000),
+  MODEL_RETRIES: optionalString.pipe(z.coerce.number().int().min(0).max(10).optional()),
+  RETRY_AFTER_CAP_MS: milliseconds(0, 60_000),
+  MAX_FAILED_TURNS: optionalString.pipe(z.coerce.number().int().min(1).max(20).optional()),
 });
 
 export interface Config {
@@ -97,7 +118,11 @@ export interface Config {
     realtime: string;
     /** TTS voice per agent, so the caller hears who they are talking to. */
     voices: Record<AgentName, string>;
+    /** A second model the SDK's FallbackAdapter switches to when the first fails. */
+    fallback: { llm: string; baseURL: string | undefined } | undefined;
   };
+  /** Deadlines on every model request, and what the machine does when they fail. */
+  reply: { deadlines: ReplyDeadlines; policy: ReplyPolicy };
   /** LOG_LEVEL when set; each entry point picks its own default. */
   logLevel: string | undefined;
   /** Show phone numbers and transcripts in logs. Off by default. */
@@ -118,6 +143,8 @@ export interface Config {
     mode: 'in-process' | 'dispatch';
     /** How long to wait for the department's worker to join before switching in process. */
     joinTimeoutMs: number;
+    /** The old agent says "One moment, I'm connecting you…" the moment a handoff is accepted. */
+    bridgeLine: boolean;
   };
 }
 
@@ -166,6 +193,11 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     );
   }
   const e = parsed.data;
+  if (e.OPENAI_FALLBACK_BASE_URL && !e.OPENAI_FALLBACK_MODEL) {
+    throw new ConfigError(
+      'OPENAI_FALLBACK_BASE_URL is set without OPENAI_FALLBACK_MODEL: set the fallback model too, or remove it. Fix it in .env (see .env.example).',
+    );
+  }
   const defaultVoices: Record<AgentName, string> = {
     reception: 'alloy',
     billing: 'sage',
@@ -191,6 +223,22 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       tts: e.OPENAI_TTS_MODEL ?? 'gpt-4o-mini-tts',
       realtime: e.OPENAI_REALTIME_MODEL ?? 'gpt-realtime',
       voices,
+      fallback: e.OPENAI_FALLBACK_MODEL
+        ? { llm: e.OPENAI_FALLBACK_MODEL, baseURL: e.OPENAI_FALLBACK_BASE_URL }
+        : undefined,
+    },
+    reply: {
+      deadlines: {
+        firstTokenMs: e.FIRST_TOKEN_TIMEOUT_MS ?? DEFAULT_REPLY_DEADLINES.firstTokenMs,
+        chunkGapMs: e.CHUNK_GAP_TIMEOUT_MS ?? DEFAULT_REPLY_DEADLINES.chunkGapMs,
+        holdLineMs: e.HOLD_LINE_MS ?? DEFAULT_REPLY_DEADLINES.holdLineMs,
+      },
+      policy: {
+        ...DEFAULT_REPLY_POLICY,
+        maxRetries: e.MODEL_RETRIES ?? DEFAULT_REPLY_POLICY.maxRetries,
+        maxFailedTurns: e.MAX_FAILED_TURNS ?? DEFAULT_REPLY_POLICY.maxFailedTurns,
+        retryAfterCapMs: e.RETRY_AFTER_CAP_MS ?? DEFAULT_REPLY_POLICY.retryAfterCapMs,
+      },
     },
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,
@@ -204,6 +252,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,
+      bridgeLine: e.HANDOFF_BRIDGE_LINE !== 'off',
     },
   };
 }

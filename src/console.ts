@@ -16,6 +16,7 @@ import { ConfigError, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
+import type { WireObserver } from './models/openaiWire.js';
 import { runVoiceCall } from './voice/voiceConsole.js';
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
@@ -163,8 +164,8 @@ async function runCall(options: ConsoleOptions): Promise<void> {
 
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const emit: Emit = (event) => out(JSON.stringify(event));
-  const createModel = (): llm.LLM =>
-    options.model === 'openai' ? createOpenAILLM(config) : createOfflineLLM();
+  const createModel = (wire: WireObserver): llm.LLM =>
+    options.model === 'openai' ? createOpenAILLM(config, wire) : createOfflineLLM();
   const modelLabel =
     options.model === 'openai'
       ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
@@ -217,6 +218,8 @@ async function runCall(options: ConsoleOptions): Promise<void> {
   // Text only: no STT, TTS or VAD, and no room.
   const call = new ConsoleCall({
     createModel,
+    reply: config.reply,
+    bridgeLine: config.handoff.bridgeLine,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,

@@ -10,13 +10,21 @@ import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
 import type { KeypadMap } from './keypad.js';
+import { callSessionOptions } from './models/index.js';
+import { WireObserver } from './models/openaiWire.js';
+import type { Config } from './config.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
 
 const KEYPRESS = /^\[([0-9*#])\]$/;
 
 export interface ConsoleCallOptions {
-  createModel: () => llm.LLM;
+  /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
+  createModel: (wire: WireObserver) => llm.LLM;
+  /** Deadlines on model requests and the machine's policy when they fail. */
+  reply: Config['reply'];
+  /** Speak a bridge line the moment a handoff is accepted (default on). */
+  bridgeLine?: boolean;
   companyName: string;
   maxHandoffs: number;
   logger: Logger;
@@ -26,7 +34,10 @@ export interface ConsoleCallOptions {
   /** Keypad digits, typed as `[1]`: the same events a SIP caller's DTMF sends. */
   keypad?: KeypadMap;
   /** Voice mode: each leg's session (STT, VAD, TTS, audio I/O); text-only when absent. */
-  createSession?: (model: llm.LLM) => voice.AgentSession;
+  createSession?: (
+    model: llm.LLM,
+    options: Pick<voice.AgentSessionOptions, 'connOptions'>,
+  ) => voice.AgentSession;
   /** Voice mode: each agent's TTS voice. */
   ttsFor?: (agent: AgentName) => tts.TTS | undefined;
 }
@@ -119,8 +130,12 @@ export class ConsoleCall {
   }
 
   #leg(restore?: RestorePoint): Leg {
-    const model = this.#options.createModel();
-    const session = this.#options.createSession?.(model) ?? new voice.AgentSession({ llm: model });
+    const wire = new WireObserver();
+    const model = this.#options.createModel(wire);
+    const sessionOptions = callSessionOptions(this.#options);
+    const session =
+      this.#options.createSession?.(model, sessionOptions) ??
+      new voice.AgentSession({ llm: model, ...sessionOptions });
     const waiters = new Set<(agent: AgentName) => void>();
     const observer: CallObserver = {
       ...this.#options.observer,
@@ -135,6 +150,9 @@ export class ConsoleCall {
       maxHandoffs: this.#options.maxHandoffs,
       logger: this.#options.logger,
       observer,
+      reply: this.#options.reply,
+      wire,
+      ...(this.#options.bridgeLine === false ? { bridgeLine: false } : {}),
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),

@@ -67,7 +67,7 @@ export type Restoration =
 export function restoreFromPayload(
   text: string,
   resumed: boolean,
-  input: Required<CallInput>,
+  input: CallInput,
 ): Restoration | null {
   const decoded = decodePayload(text);
   if (!decoded) return null;
@@ -93,6 +93,6 @@ export function restoreFromPayload(
 }
 
 /** The machine's own initial context for this configuration, as a started call. */
-function freshContext(caller: CallContext['caller'], input: Required<CallInput>): CallContext {
+function freshContext(caller: CallContext['caller'], input: CallInput): CallContext {
   return { ...getInitialSnapshot(callMachine, input).context, started: true, caller };
 }

@@ -5,7 +5,8 @@
  * room before the API call returns, so that departure is the transfer, not a hang-up.
  */
 import type { Logger } from 'pino';
-import type { AgentName, CallEvent } from '../machines/callMachine.js';
+import type { AgentName, CallEvent, TransferRecord } from '../machines/callMachine.js';
+import { LINES } from './lines.js';
 import type { CallTelephony } from './telephony.js';
 
 /** What the transfer needs from the bridge. */
@@ -39,12 +40,12 @@ export class HumanTransfer {
     return true;
   }
 
-  async run(host: TransferHost, from: AgentName, reason: string | undefined): Promise<void> {
+  async run(host: TransferHost, from: AgentName, transfer: TransferRecord | null): Promise<void> {
     const number = this.numberFor(from);
-    const team = from === 'reception' ? 'a colleague' : `a colleague in ${from}`;
+    const reason = transfer?.reason;
     try {
       if (!number || !this.telephony) throw new Error('no transfer number');
-      await host.speak(`I'm transferring you to ${team} now. Please hold.`);
+      await host.speak(LINES.transferring(from, transfer?.cause ?? 'requested'));
       if (!host.isLive()) return; // hung up meanwhile
       this.#inFlight = true;
       await this.telephony.transferCaller(number);

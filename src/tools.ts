@@ -3,10 +3,11 @@
  * no tool switches agents (the bridge does, when the machine changes state).
  *
  * Accepted requests return nothing, so the old agent makes no extra model call: the next voice
- * the caller hears is the specialist's (or the goodbye). Refusals become `llm.ToolError`s whose
- * text the agent can turn into a sentence for the caller.
+ * the caller hears is the specialist's (or the goodbye). A refusal is an expected outcome, not
+ * an error: it is returned as the tool's output (what happened and what to tell the caller), so
+ * the SDK does not log it as a failing tool; the bridge logs refusals at info.
  */
-import { llm, voice } from '@livekit/agents';
+import { llm } from '@livekit/agents';
 import { z } from 'zod';
 import {
   type AgentName,
@@ -161,16 +162,16 @@ export function buildTools(
   return new llm.ToolContext(tools);
 }
 
-function settle(decision: Decision, control: CallControl, self: AgentName): undefined {
+function settle(decision: Decision, control: CallControl, self: AgentName): string | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
     // The turn's first change already won, or the call is over: this agent is leaving, so it
-    // must not speak again. StopResponse records no output and asks for no reply.
+    // must not speak again. No output asks for no reply.
     case 'one-per-turn':
     case 'call-ended':
-      throw new voice.StopResponse();
+      return undefined;
     default:
-      throw new llm.ToolError(refusalMessage(decision, control, self));
+      return refusalMessage(decision, control, self);
   }
 }
 

@@ -22,11 +22,13 @@ import { type Config, loadConfig, requireVariables } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger } from './logging.js';
 import {
+  callSessionOptions,
   createOpenAILLM,
   createOpenAISTT,
   createRealtimeModel,
   createVoices,
 } from './models/index.js';
+import { WireObserver } from './models/openaiWire.js';
 import {
   LiveKitTelephony,
   callerFromParticipant,
@@ -52,21 +54,27 @@ function logObserver(logger: Logger): CallObserver {
 }
 
 function createSession(config: Config, proc: JobProcess) {
+  const wire = new WireObserver();
   if (config.models.mode === 'realtime') {
     // The realtime model speaks for itself; fixed lines are generated, not synthesised.
     return {
-      session: new voice.AgentSession({ llm: createRealtimeModel(config) }),
+      session: new voice.AgentSession({
+        llm: createRealtimeModel(config),
+        ...callSessionOptions(config),
+      }),
       ttsFor: undefined,
+      wire,
     };
   }
   const ttsFor = createVoices(config);
   const session = new voice.AgentSession({
     stt: createOpenAISTT(config),
-    llm: createOpenAILLM(config),
+    llm: createOpenAILLM(config, wire),
     tts: ttsFor('reception'),
     vad: proc.userData.vad as VAD,
+    ...callSessionOptions(config),
   });
-  return { session, ttsFor };
+  return { session, ttsFor, wire };
 }
 
 /**
@@ -125,7 +133,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     config.livekit.apiSecret!,
   ];
   const sip = new SipClient(url, apiKey, apiSecret);
-  const { session, ttsFor } = createSession(config, ctx.proc);
+  const { session, ttsFor, wire } = createSession(config, ctx.proc);
   const snapshotStore = new RoomSnapshotStore(
     new RoomServiceClient(url, apiKey, apiSecret),
     roomName,
@@ -144,6 +152,9 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     maxHandoffs: config.maxHandoffs,
     logger,
     observer: logObserver(logger),
+    reply: config.reply,
+    wire,
+    bridgeLine: config.handoff.bridgeLine,
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
@@ -199,10 +210,10 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   ctx.room.on(RoomEvent.ParticipantDisconnected, (left) => {
     if (left.identity === participant.identity) bridge.callerHungUp();
   });
-  // A job shut down from outside (worker draining, room deleted) ends the call too.
+  // A job shut down from outside (worker draining on SIGTERM, room deleted) ends the call
+  // through the machine: reason `shutdown`, with a goodbye if the caller is still there.
   ctx.addShutdownCallback(async () => {
-    bridge.callerHungUp();
-    await bridge.done;
+    await bridge.shutdown();
     await snapshotStore.flushed(); // the room must not keep a live snapshot of an ended call
   });
 

@@ -16,6 +16,11 @@ import type { KeypadMap } from '../src/keypad.js';
 import type { CallTelephony } from '../src/telephony.js';
 import type { AnyFunctionTool } from '../src/tools.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
+import type { Config } from '../src/config.js';
+import { DEFAULT_REPLY_POLICY } from '../machines/callMachine.js';
+import { callSessionOptions } from '../src/models/index.js';
+import type { WireObserver } from '../src/models/openaiWire.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import {
   type Brain,
   type ModelMessage,
@@ -111,12 +116,20 @@ export interface TestCallOptions {
   handover?: HandoverTransport;
   restore?: RestorePoint;
   snapshotStore?: SnapshotStore;
+  /** Deadlines and failure policy; tests default to the production values. */
+  reply?: Partial<Config['reply']>;
+  wire?: WireObserver;
+  bridgeLine?: boolean;
 }
 
 /** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
 export async function startTestCall(options: TestCallOptions = {}) {
   const model = options.llm ?? new ScriptedLLM(scriptedBrain(options.script));
-  const session = new voice.AgentSession({ llm: model });
+  const reply: Config['reply'] = {
+    deadlines: { ...DEFAULT_REPLY_DEADLINES, ...options.reply?.deadlines },
+    policy: { ...DEFAULT_REPLY_POLICY, ...options.reply?.policy },
+  };
+  const session = new voice.AgentSession({ llm: model, ...callSessionOptions({ reply }) });
   const events: ObservedEvent[] = [];
   const waiters = new Set<() => void>();
   const recorder = recordingObserver(events, () => waiters.forEach((check) => check()));
@@ -125,6 +138,9 @@ export async function startTestCall(options: TestCallOptions = {}) {
     companyName: 'Acme',
     maxHandoffs: options.maxHandoffs ?? 4,
     observer: mergeObservers(recorder, options.observer),
+    reply,
+    ...(options.wire ? { wire: options.wire } : {}),
+    ...(options.bridgeLine !== undefined ? { bridgeLine: options.bridgeLine } : {}),
     ...(options.extraTools ? { extraTools: options.extraTools } : {}),
     ...(options.speech ? { speech: options.speech } : {}),
     ...(options.telephony ? { telephony: options.telephony } : {}),
@@ -202,6 +218,7 @@ interface OpenAIRequestBody {
   stream?: boolean;
   messages: OpenAIMessage[];
   tools?: { type: string; function: { name: string } }[];
+  tool_choice?: unknown;
 }
 
 export function requestFromOpenAI(body: OpenAIRequestBody): ModelRequest {
@@ -237,19 +254,47 @@ export function requestFromOpenAI(body: OpenAIRequestBody): ModelRequest {
   };
 }
 
+/**
+ * What one completion request meets instead of a normal answer. Faults are taken in order, one
+ * per request; requests with none left are answered normally.
+ */
+export type Fault =
+  /** An HTTP error with an OpenAI error body, optionally with Retry-After (seconds). */
+  | { status: number; retryAfter?: string }
+  /** The request is accepted and never answered. */
+  | { noAnswer: true }
+  /** The reply's first `chunks` SSE chunks are sent, then nothing more. */
+  | { stallAfterChunks: number }
+  /** The reply's first `chunks` SSE chunks are sent, then the socket is destroyed. */
+  | { destroyAfterChunks: number }
+  /** A stream that finishes with neither words nor tool calls. */
+  | { empty: true }
+  /** A stream stopped by the provider's content filter, before any words. */
+  | { contentFilter: true }
+  /** A plain JSON completion although a stream was asked for. */
+  | { plainJson: true }
+  /** The normal answer, after holding the first chunk this long. */
+  | { delayMs: number };
+
 export interface OpenAICompatibleServer {
   /** Base URL to give the OpenAI client, e.g. http://127.0.0.1:PORT/v1 */
   url: string;
   /** Raw request bodies, oldest first. */
   requests: OpenAIRequestBody[];
+  /** Queue faults for the next requests, in order. */
+  fault(...faults: Fault[]): void;
+  /** Faults not yet met. */
+  readonly pendingFaults: number;
   close(): Promise<void>;
 }
 
 export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAICompatibleServer> {
   const requests: OpenAIRequestBody[] = [];
+  const faults: Fault[] = [];
   let counter = 0;
   const server = createServer((req, res) => {
     void handle(req, res).catch((error: unknown) => {
+      if (res.headersSent) return res.destroy();
       res.writeHead(500, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: { message: String(error) } }));
     });
@@ -265,6 +310,18 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as OpenAIRequestBody;
     requests.push(body);
+    const fault = faults.shift();
+    if (fault && 'status' in fault) {
+      res.writeHead(fault.status, {
+        'content-type': 'application/json',
+        ...(fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {}),
+      });
+      res.end(
+        JSON.stringify({ error: { message: `injected ${fault.status}`, type: 'server_error' } }),
+      );
+      return;
+    }
+    if (fault && 'noAnswer' in fault) return; // held until the client gives up or the server closes
     const reply = await brain(requestFromOpenAI(body));
     const id = `chatcmpl-${++counter}`;
     const created = Math.floor(Date.now() / 1000);
@@ -276,7 +333,7 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     }));
     const finishReason = toolCalls.length > 0 ? 'tool_calls' : 'stop';
 
-    if (!body.stream) {
+    if (!body.stream || (fault && 'plainJson' in fault)) {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
@@ -308,33 +365,60 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
       return;
     }
 
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-    const chunk = (extra: Record<string, unknown>) =>
-      res.write(
-        `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, ...extra })}\n\n`,
-      );
-    const send = (delta: Record<string, unknown>, finish: string | null = null) =>
-      chunk({ choices: [{ index: 0, delta, finish_reason: finish }] });
-    send({ role: 'assistant', content: '' });
-    // Stream text in small pieces and tool arguments in two halves, as real servers do.
-    for (const piece of (reply.text ?? '').match(/.{1,12}/gs) ?? []) send({ content: piece });
-    for (const t of toolCalls) {
-      const half = Math.ceil(t.arguments.length / 2);
-      send({
-        tool_calls: [
-          {
-            index: t.index,
-            id: t.id,
-            type: 'function',
-            function: { name: t.name, arguments: t.arguments.slice(0, half) },
-          },
-        ],
-      });
-      send({ tool_calls: [{ index: t.index, function: { arguments: t.arguments.slice(half) } }] });
+    // The reply as SSE frames, as a real server streams it: text in small pieces, tool
+    // arguments in two halves.
+    const frame = (extra: Record<string, unknown>) =>
+      `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model: body.model, ...extra })}\n\n`;
+    const delta = (d: Record<string, unknown>, finish: string | null = null) =>
+      frame({ choices: [{ index: 0, delta: d, finish_reason: finish }] });
+    const frames = [delta({ role: 'assistant', content: '' })];
+    const filtered = fault !== undefined && 'contentFilter' in fault;
+    const empty = fault !== undefined && 'empty' in fault;
+    if (!filtered && !empty) {
+      for (const piece of (reply.text ?? '').match(/.{1,12}/gs) ?? []) {
+        frames.push(delta({ content: piece }));
+      }
+      for (const t of toolCalls) {
+        const half = Math.ceil(t.arguments.length / 2);
+        frames.push(
+          delta({
+            tool_calls: [
+              {
+                index: t.index,
+                id: t.id,
+                type: 'function',
+                function: { name: t.name, arguments: t.arguments.slice(0, half) },
+              },
+            ],
+          }),
+          delta({
+            tool_calls: [{ index: t.index, function: { arguments: t.arguments.slice(half) } }],
+          }),
+        );
+      }
     }
-    send({}, finishReason);
-    chunk({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
-    res.end('data: [DONE]\n\n');
+    frames.push(delta({}, filtered ? 'content_filter' : empty ? 'stop' : finishReason));
+    frames.push(
+      frame({ choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } }),
+    );
+    frames.push('data: [DONE]\n\n');
+
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    if (fault && 'delayMs' in fault)
+      await new Promise((resolve) => setTimeout(resolve, fault.delayMs));
+    const cutAt =
+      fault && 'stallAfterChunks' in fault
+        ? fault.stallAfterChunks
+        : fault && 'destroyAfterChunks' in fault
+          ? fault.destroyAfterChunks
+          : frames.length;
+    for (const f of frames.slice(0, cutAt)) res.write(f);
+    if (cutAt >= frames.length) return void res.end();
+    // A dropped connection: once the chunks sent have been read, the socket goes away. A
+    // stall keeps the socket open with nothing more on it.
+    if (fault && 'destroyAfterChunks' in fault) {
+      res.write(':\n\n', () => setTimeout(() => res.destroy(), 100));
+    }
   }
 
   server.listen(0, '127.0.0.1');
@@ -343,6 +427,10 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    fault: (...more) => void faults.push(...more),
+    get pendingFaults() {
+      return faults.length;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

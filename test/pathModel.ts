@@ -27,19 +27,26 @@ import {
   type AgentName,
   type CallEvent,
   type CallInput,
+  DEFAULT_REPLY_POLICY,
   DEPARTMENTS,
   callMachine,
   callStateOf,
 } from '../machines/callMachine.js';
 
 export const MODEL_MAX_HANDOFFS = 2;
+/** One retry and two failed turns reach every reply-health guard with the shortest paths. */
+export const MODEL_REPLY_POLICY = { ...DEFAULT_REPLY_POLICY, maxRetries: 1, maxFailedTurns: 2 };
 /**
  * Configurations the model is explored under. Which agents have a transfer number is
  * configuration, so one configuration cannot reach every guard: these two together do.
  */
 export const MODEL_INPUTS: Required<CallInput>[] = [
-  { maxHandoffs: MODEL_MAX_HANDOFFS, humanTransfers: ['reception', 'billing', 'support'] },
-  { maxHandoffs: MODEL_MAX_HANDOFFS, humanTransfers: ['sales'] },
+  {
+    maxHandoffs: MODEL_MAX_HANDOFFS,
+    humanTransfers: ['reception', 'billing', 'support'],
+    replyPolicy: MODEL_REPLY_POLICY,
+  },
+  { maxHandoffs: MODEL_MAX_HANDOFFS, humanTransfers: ['sales'], replyPolicy: MODEL_REPLY_POLICY },
 ];
 export const MODEL_CALLER = { number: '+15550100' };
 
@@ -192,6 +199,18 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
       return turns.map((turnId) => mark({ type, reason: `wants a person ${step}`, turnId }));
     case 'transfer.failed':
       return [{ type, error: 'SIP 408 Request Timeout' }];
+    case 'reply.late':
+      return [{ type, replyId: `reply-${step}-${freshTurns}` }];
+    case 'reply.failed': {
+      const replyId = `reply-${step}-${freshTurns}`;
+      const last = context.reply.policy.maxRetries;
+      // A retryable failure with retries left, the same with none left, and one never retried.
+      return [
+        { type, replyId, kind: 'http', attempt: 0 },
+        { type, replyId, kind: 'timeout', attempt: last },
+        { type, replyId, kind: 'empty', attempt: 0 },
+      ];
+    }
     default:
       return [{ type } as CallEvent];
   }
@@ -210,12 +229,15 @@ export function eventsFrom(snapshot: Snapshot): CallEvent[] {
 }
 
 export function serializeSnapshot(snapshot: Snapshot): string {
-  const { started, handoffs } = snapshot.context;
+  const { started, handoffs, reply, transfer } = snapshot.context;
   return JSON.stringify([
     callStateOf(snapshot),
     started,
     handoffs.length,
     openBatchAgent(snapshot),
+    // The reply-health guards read the failed turns and whether a transfer has failed.
+    reply.failedTurns,
+    transfer?.error !== undefined,
   ]);
 }
 

@@ -20,6 +20,8 @@ import {
 } from '../machines/callMachine.js';
 import { SipClient } from 'livekit-server-sdk';
 import { CallBridge } from '../src/bridge.js';
+import { callSessionOptions } from '../src/models/index.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import { LiveKitTelephony } from '../src/telephony.js';
 import { agentOf } from '../src/models/offlineBrain.js';
 import { type ModelReply, type ModelRequest, ScriptedLLM } from '../src/models/scriptedLlm.js';
@@ -99,11 +101,17 @@ export class PathRun {
 
   constructor(input: Required<CallInput>) {
     this.model = new ScriptedLLM((request) => this.#answer(request));
-    this.session = new voice.AgentSession({ llm: this.model });
+    this.session = new voice.AgentSession({
+      llm: this.model,
+      ...callSessionOptions({
+        reply: { deadlines: DEFAULT_REPLY_DEADLINES, policy: input.replyPolicy },
+      }),
+    });
     this.bridge = new CallBridge({
       session: this.session,
       companyName: 'Acme',
       maxHandoffs: input.maxHandoffs,
+      reply: { policy: input.replyPolicy },
       // Fixed lines through the model, so the greeting can be held while the caller acts.
       speech: 'generate',
       telephony: {
@@ -237,6 +245,10 @@ export class PathRun {
         break;
       default:
         if (!isTurnScoped(first.event)) {
+          // Reply health arrives from the reply guard; a give-up may start a transfer.
+          if (callStateOf(expected) === 'transferring') {
+            this.#heldTransfer = this.#api!.hold('TransferSIPParticipant');
+          }
           this.bridge.request(first.event);
         } else if (callStateOf(first.before) === 'greeting') {
           // Reception is still greeting: the request arrives as a keypad press would.

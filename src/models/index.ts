@@ -2,11 +2,13 @@
  * Model construction from configuration. The live worker uses OpenAI STT + LLM + TTS with Silero
  * VAD, or one OpenAI Realtime model; the console uses the OpenAI LLM or the offline brain.
  */
-import type { llm, tts } from '@livekit/agents';
+import { llm, type tts, type voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
+import OpenAI from 'openai';
 import type { AgentName } from '../../machines/callMachine.js';
 import type { Config } from '../config.js';
 import { offlineBrain } from './offlineBrain.js';
+import { WireObserver } from './openaiWire.js';
 import { ScriptedLLM } from './scriptedLlm.js';
 
 export const OFFLINE_MODEL_LABEL = 'offline keyword model (not an LLM)';
@@ -19,8 +21,47 @@ function openaiAuth(config: Config): { apiKey: string; baseURL?: string } {
   };
 }
 
-export function createOpenAILLM(config: Config): llm.LLM {
-  return new openai.LLM({ model: config.models.llm, ...openaiAuth(config) });
+/**
+ * The OpenAI LLM, through a client whose `fetch` notes what the SDK drops (Retry-After, a
+ * content-filter finish) for the reply guard, and no retries of its own: the machine decides.
+ * With OPENAI_FALLBACK_MODEL, the SDK's FallbackAdapter moves to it when the first fails.
+ */
+export function createOpenAILLM(config: Config, wire = new WireObserver()): llm.LLM {
+  const auth = openaiAuth(config);
+  const client = (baseURL: string | undefined) =>
+    new OpenAI({
+      apiKey: auth.apiKey,
+      ...(baseURL ? { baseURL } : {}),
+      maxRetries: 0,
+      fetch: wire.fetch,
+    });
+  const primary = new openai.LLM({ model: config.models.llm, client: client(auth.baseURL) });
+  const fallback = config.models.fallback;
+  if (!fallback) return primary;
+  return new llm.FallbackAdapter({
+    llms: [
+      primary,
+      new openai.LLM({ model: fallback.llm, client: client(fallback.baseURL ?? auth.baseURL) }),
+    ],
+    attemptTimeout: config.reply.deadlines.firstTokenMs / 1000,
+    maxRetryPerLLM: 0,
+  });
+}
+
+/**
+ * Session options for a call: the reply guard enforces deadlines and the machine decides
+ * retries, so the SDK's own model retries are off, and the session never closes itself over
+ * model errors (the machine ends the call, with words, after MAX_FAILED_TURNS).
+ */
+export function callSessionOptions(
+  config: Pick<Config, 'reply'>,
+): Pick<voice.AgentSessionOptions, 'connOptions'> {
+  return {
+    connOptions: {
+      llmConnOptions: { maxRetry: 0, timeoutMs: config.reply.deadlines.firstTokenMs },
+      maxUnrecoverableErrors: Number.MAX_SAFE_INTEGER,
+    },
+  };
 }
 
 export function createOfflineLLM(): ScriptedLLM {

@@ -125,8 +125,8 @@ export const offlineBrain: Brain = (request): ModelReply => {
   if (intent === self) return { text: `I can help with that. ${HELP[self]}` };
   const tool = `pass_control_to_${intent}`;
   if (!request.tools.includes(tool)) return { text: HELP[self] };
+  // No words of its own: the bridge speaks the bridge line the moment the handoff is accepted.
   return {
-    text: `Let me get you to our ${intent} team.`,
     toolCalls: [
       { name: tool, args: { reason: `${TOPIC[intent]}: "${reasonWords(last.text)}"`, summary } },
     ],

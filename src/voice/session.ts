@@ -20,7 +20,10 @@ export const INTERRUPT_AFTER_MS = 150;
 
 export interface VoicePipeline {
   /** A session for one leg of the call, its audio on the line. */
-  createSession(model: llm.LLM): voice.AgentSession;
+  createSession(
+    model: llm.LLM,
+    options: Pick<voice.AgentSessionOptions, 'connOptions'>,
+  ): voice.AgentSession;
   ttsFor(agent: AgentName): tts.TTS;
 }
 
@@ -50,8 +53,9 @@ export async function createVoicePipeline(options: {
   }
   return {
     ttsFor,
-    createSession: (model) => {
+    createSession: (model, sessionOptions) => {
       const session = new voice.AgentSession({
+        ...sessionOptions,
         llm: model,
         stt: createOpenAISTT(speechConfig),
         vad,

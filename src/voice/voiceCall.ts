@@ -4,13 +4,13 @@
  * TTS, VAD and turn handling, against the local speech server. Everything heard and played is
  * recorded on one clock from the call's start.
  */
-import { type llm, voice } from '@livekit/agents';
+import { voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { type AgentName, type CallerInfo, activeAgentOf } from '../../machines/callMachine.js';
 import type { CallEnd, CallObserver } from '../bridge.js';
 import type { Config } from '../config.js';
-import { ConsoleCall, type HandoffMode } from '../consoleCall.js';
+import { ConsoleCall, type ConsoleCallOptions, type HandoffMode } from '../consoleCall.js';
 import type { KeypadMap } from '../keypad.js';
 import { synthesize } from '../speech/flite.js';
 import { type SpeechServer, startSpeechServer } from '../speech/server.js';
@@ -45,7 +45,8 @@ export type VoiceEvent =
 
 export interface VoiceCallOptions {
   config: Config;
-  createModel: () => llm.LLM;
+  /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
+  createModel: ConsoleCallOptions['createModel'];
   logger: Logger;
   observer: CallObserver;
   /** Every audio, speech and state event, as it happens. */
@@ -143,6 +144,8 @@ export class VoiceCall {
     };
     const call = new ConsoleCall({
       createModel: options.createModel,
+      reply: options.config.reply,
+      bridgeLine: options.config.handoff.bridgeLine,
       companyName: options.config.companyName,
       maxHandoffs: options.config.maxHandoffs,
       logger: options.logger,
@@ -151,8 +154,8 @@ export class VoiceCall {
       ...(options.inspect ? { inspect: options.inspect } : {}),
       ...(options.keypad ? { keypad: options.keypad } : {}),
       ttsFor: pipeline.ttsFor,
-      createSession: (model) => {
-        const session = pipeline.createSession(model);
+      createSession: (model, sessionOptions) => {
+        const session = pipeline.createSession(model, sessionOptions);
         session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) =>
           sink.track(speechHandle),
         );

@@ -5,7 +5,6 @@
  * two-channel WAV (--record: caller left, agents right) and an SVG timeline (--timeline).
  */
 import { writeFile } from 'node:fs/promises';
-import type { llm } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import type { CallerInfo } from '../../machines/callMachine.js';
@@ -16,12 +15,12 @@ import { missingSpeechEngines } from '../speech/engines.js';
 import { encodeWav } from '../speech/wav.js';
 import { LINE_SAMPLE_RATE } from './line.js';
 import { renderTimeline } from './timeline.js';
-import { VoiceCall, type VoiceEvent } from './voiceCall.js';
+import { VoiceCall, type VoiceCallOptions, type VoiceEvent } from './voiceCall.js';
 
 export interface VoiceConsoleOptions {
   config: Config;
   logger: Logger;
-  createModel: () => llm.LLM;
+  createModel: VoiceCallOptions['createModel'];
   observer: CallObserver;
   /** JSON Lines mode: each audio and speech event as an object. */
   emit?: (event: Record<string, unknown>) => void;
