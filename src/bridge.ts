@@ -56,6 +56,7 @@ import {
   historyLines,
   restoredChatContext,
 } from './handover.js';
+import { HandoffCarryOver } from './carryOver.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import { LINES } from './lines.js';
@@ -162,6 +163,8 @@ export class CallBridge implements CallControl {
   #closing: Promise<void> = Promise.resolve();
   readonly #transfers: HumanTransfer;
   readonly #transferHost: TransferHost;
+  /** Caller words said during an in-process switch, for the new agent. */
+  readonly #carryOver: HandoffCarryOver;
   readonly #replies: ReplyReporter;
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
@@ -175,6 +178,7 @@ export class CallBridge implements CallControl {
     this.#historyItems = options.historyItems ?? 40;
     this.maxHandoffs = options.maxHandoffs;
     this.#transfers = new HumanTransfer(options.telephony, options.humanNumbers ?? {});
+    this.#carryOver = new HandoffCarryOver(this.#log);
     this.#transferHost = {
       speak: (text) => this.#speak(text, false).waitForPlayout(),
       isLive: () => this.actor.getSnapshot().status === 'active',
@@ -391,6 +395,7 @@ export class CallBridge implements CallControl {
         if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
         else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
+        this.#carryOver.deliverTo(agent.session);
       },
     });
     return ref.agent;
@@ -414,6 +419,7 @@ export class CallBridge implements CallControl {
       if (bridgeLine && this.#options.bridgeLine !== false && this.#requested) {
         this.#speak(LINES.bridge(name), true);
       }
+      if (this.#requested) this.#carryOver.watch(this.#requested);
       this.#requested?.retire();
       this.#requested = agent;
       this.#session.updateAgent(agent);
@@ -515,6 +521,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#requested?.retire();
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
