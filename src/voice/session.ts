@@ -65,8 +65,11 @@ export async function createVoicePipeline(options: {
           interruption: { enabled: true, mode: 'vad', minDuration: INTERRUPT_AFTER_MS },
         },
       });
-      session.input.audio = line.input();
+      const input = line.input();
+      session.input.audio = input;
       session.output.audio = line.output();
+      // The session only detaches its input when it closes: stop feeding it (a leg handed over).
+      session.on(voice.AgentSessionEventTypes.Close, () => void input.close());
       return session;
     },
   };
