@@ -12,11 +12,13 @@ import { createOpenAISTT, createVoices } from '../models/index.js';
 import type { PhoneLine } from './line.js';
 
 /**
- * How long the caller must speak over an agent before it stops. The SDK's default (500 ms) plus
- * VAD latency would leave the caller talking over the agent for most of a second; this keeps the
- * agent's playback stopping within 300 ms of the caller starting.
+ * How long the caller must speak over an agent before it pauses. The SDK's default (500 ms) plus
+ * VAD latency leaves the caller talking over the agent for most of a second; with this the agent
+ * stops within 300 ms of the caller's voice even on two busy cores (test/voiceTurns.test.ts;
+ * 150 ms left no margin there). A false start costs little: the output pauses, and the SDK
+ * resumes it when no words follow.
  */
-export const INTERRUPT_AFTER_MS = 150;
+export const INTERRUPT_AFTER_MS = 80;
 
 export interface VoicePipeline {
   /** A session for one leg of the call, its audio on the line. */

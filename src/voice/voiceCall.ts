@@ -230,7 +230,12 @@ export class VoiceCall {
     return speech;
   }
 
-  /** Resolves when nothing is playing or about to play: no speech pending, no switch under way. */
+  /** Nothing is playing or about to play: no speech pending, no switch under way. */
+  get idle(): boolean {
+    return this.#idle();
+  }
+
+  /** Resolves when the call is {@link idle}. */
   async waitIdle(): Promise<void> {
     await this.#until(() => this.#idle());
   }
