@@ -10,9 +10,10 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { llm } from '@livekit/agents';
+import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
-import { ConfigError, hasOpenAI, loadConfig } from './config.js';
+import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
@@ -86,6 +87,8 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
       '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
     );
   }
+  const callerProblem = values.caller === undefined ? undefined : e164Problem(values.caller);
+  if (callerProblem) throw new UsageError(`--caller ${callerProblem}`);
   const handoffMode = values['handoff-mode'];
   if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
     throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
@@ -152,7 +155,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
   };
 }
 
-async function runCall(options: ConsoleOptions): Promise<void> {
+async function runCall(options: ConsoleOptions): Promise<number> {
   if (options.voice) await requireSpeechEngines();
   const config = loadConfig();
   const logger = createLogger({
@@ -160,6 +163,7 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     level: config.logLevel ?? 'error',
     pii: config.logPii,
     destination: 'stderr',
+    readable: true,
   });
   installAgentsLogger(logger);
 
@@ -213,7 +217,7 @@ async function runCall(options: ConsoleOptions): Promise<void> {
       ...(options.timeline ? { timeline: options.timeline } : {}),
     });
     await inspection.dispose();
-    return;
+    return 0;
   }
 
   // Text only: no STT, TTS or VAD, and no room.
@@ -228,7 +232,28 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
+    joinTimeoutMs: config.handoff.joinTimeoutMs,
   });
+  // Safety net: a call stalled with nothing left to run would let Node exit 0 with no `end`.
+  // Hang up instead (the machine ends the call and reports it), and exit 1: it was a fault.
+  let stalled = false;
+  const onStall = () => {
+    if (stalled) process.exit(1);
+    stalled = true;
+    logger.error('call stalled with nothing left to run; hanging up');
+    call.hangUp();
+  };
+  process.on('beforeExit', onStall);
+
+  // SIGINT (Ctrl-C) and SIGTERM end the call through the machine: reason `shutdown`, a goodbye,
+  // the `end` event, then the exit.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    stoppedBy ??= signal;
+    void call.shutdown();
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+
   await call.start(options.caller ? { number: options.caller } : undefined);
 
   const say = async (line: string) => {
@@ -239,21 +264,58 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     }
   };
 
-  if (lines) {
-    for (const line of lines) await say(line);
-  } else {
-    const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
-    call.done.then(() => input.close()).catch(() => {});
-    for await (const line of input) {
-      if (line.trim() !== '') await say(line.trim());
-      if (!call.active) break;
+  // The conversation runs beside the call: whatever ends the call (goodbye, hang-up, shutdown,
+  // the model giving up) ends this function, even with a reply still pending.
+  void (async () => {
+    if (lines) {
+      for (const line of lines) {
+        if (!call.active) return;
+        await say(line);
+      }
+    } else {
+      // In a terminal, readline echoes what the caller types (on stderr when stdout is piped).
+      const terminal = process.stdin.isTTY === true;
+      const input = createInterface({
+        input: process.stdin,
+        ...(terminal ? { output: process.stdout.isTTY ? process.stdout : process.stderr } : {}),
+        terminal,
+      });
+      void call.done.then(() => input.close());
+      // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
+      if (process.stdin.isTTY) input.once('close', () => call.hangUp());
+      for await (const line of input) {
+        if (line.trim() !== '') await say(line.trim());
+        if (!call.active) return;
+      }
     }
+    // The script ran out (or piped input ended) without a goodbye: the caller hangs up.
+    call.hangUp();
+  })();
+
+  const end = await call.done;
+  process.off('SIGINT', stop).off('SIGTERM', stop);
+  process.off('beforeExit', onStall);
+  // Closing the models and the inspector must not hold the exit.
+  await Promise.race([
+    Promise.all([call.close(), inspection.dispose()]),
+    new Promise((resolve) => setTimeout(resolve, 500).unref()),
+  ]);
+  if (stoppedBy) return 128 + (stoppedBy === 'SIGINT' ? 2 : 15);
+  if (stalled) return 1;
+  if (end.reason === END_REASON_MODEL_UNAVAILABLE) {
+    const where = config.openai.baseURL ? new URL(config.openai.baseURL).host : 'api.openai.com';
+    process.stderr.write(
+      `console: the model at ${where} did not answer (${describeFailures(end.context)}); ` +
+        'check OPENAI_API_KEY and OPENAI_BASE_URL, or run with --model offline.\n',
+    );
+    return 1;
   }
-  // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
-  call.hangUp();
-  await call.done;
-  await call.close();
-  await inspection.dispose();
+  return 0;
+}
+
+function describeFailures(context: CallContext): string {
+  const kinds = [...new Set(context.reply.failures.map((f) => f.kind))];
+  return kinds.length > 0 ? kinds.join(', ') : 'no reply';
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -264,8 +326,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    await runCall(options);
-    return 0;
+    return await runCall(options);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`console: ${error.message}\n${USAGE}\n`);

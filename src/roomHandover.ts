@@ -39,7 +39,7 @@ export class LiveKitHandover implements HandoverTransport {
     private readonly room: RoomLike,
     private readonly roomName: string,
     private readonly baseAgentName: string,
-    private readonly joinTimeoutMs: number,
+    readonly joinTimeoutMs: number,
   ) {}
 
   async handOver(

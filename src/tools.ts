@@ -19,7 +19,8 @@ import type { Decision } from '../machines/decide.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
 export interface CallControl {
-  request(event: CallEvent): Decision;
+  /** `from`: the agent whose tool asks; a request from a retired agent is refused. */
+  request(event: CallEvent, from?: AgentName): Decision;
   /** Handoffs allowed per call, for refusal messages. */
   readonly maxHandoffs: number;
 }
@@ -89,10 +90,13 @@ export function buildTools(
       parameters,
       execute: async (args, { ctx }) =>
         settle(
-          control.request({
-            ...toRequest(args as z.infer<P>),
-            turnId: ctx.speechHandle.id,
-          } as CallEvent),
+          control.request(
+            {
+              ...toRequest(args as z.infer<P>),
+              turnId: ctx.speechHandle.id,
+            } as CallEvent,
+            self,
+          ),
           control,
           self,
         ),
@@ -165,10 +169,11 @@ export function buildTools(
 function settle(decision: Decision, control: CallControl, self: AgentName): string | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
-    // The turn's first change already won, or the call is over: this agent is leaving, so it
-    // must not speak again. No output asks for no reply.
+    // The turn's first change already won, the call is over, or the machine moved on from this
+    // agent (a retired leg): it must not speak again. No output asks for no reply.
     case 'one-per-turn':
     case 'call-ended':
+    case 'retired':
       return undefined;
     default:
       return refusalMessage(decision, control, self);
@@ -202,8 +207,8 @@ export function refusalMessage(
   self: AgentName,
 ): string {
   const what: Record<string, string> = {
-    'handoff-cap': `Transfer refused: this call has reached its limit of ${control.maxHandoffs} transfers.`,
-    'same-department': `Transfer refused: the caller is already with ${self}, which is you. Do not transfer; help them directly.`,
+    'handoff-cap': `Handoff refused: this call has reached its limit of ${control.maxHandoffs} handoffs.`,
+    'same-department': `Handoff refused: the caller is already with ${self}, which is you. Do not hand off; help them directly.`,
     'no-human': 'Transfer refused: nobody can take a transfer from here.',
     'not-available': `That is not possible from ${self} right now.`,
   };

@@ -228,7 +228,13 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     bridge.abandon('session failed to start');
     return;
   }
-  // In dispatch mode the previous worker waits for this before leaving: ready to talk.
+  // Dispatch mode: "ready" means this specialist has spoken; the previous worker waits for it
+  // until the payload's deadline and then carries on in process, so a still silent one leaves.
+  if (restoration?.joinBy !== undefined && !(await bridge.firstWordsBy(restoration.joinBy))) {
+    logger.warn('specialist did not speak before the join deadline; withdrawing');
+    await bridge.withdraw();
+    return;
+  }
   await ctx.room.localParticipant?.setAttributes({ [READY_ATTRIBUTE]: '1' });
 
   // Keypad digits from the caller go through the same machine events as the model's tools.

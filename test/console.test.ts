@@ -2,8 +2,8 @@
  * `npm run console` end to end, as a child process: --script --json with the offline model and
  * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
  */
-import { execFile } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,14 @@ describe('console --script --json', () => {
     expect(at((e) => e.type === 'dispatch' && e.agent === 'billing')).toBeLessThan(
       at((e) => e.type === 'agent' && e.agent === 'billing'),
     );
+    // One bridge line per handoff, by the agent handing over.
+    const bridgeLines = events.filter(
+      (e) => e.type === 'say' && /get you to|connecting you to/.test(String(e.text)),
+    );
+    expect(bridgeLines.map((e) => [e.agent, e.text])).toEqual([
+      ['reception', "One moment, I'm connecting you to our billing team."],
+      ['billing', "One moment, I'm connecting you to our support team."],
+    ]);
   });
 
   it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
@@ -175,6 +183,38 @@ describe('console --script --json', () => {
   });
 });
 
+describe('console in dispatch mode with a specialist that never speaks', () => {
+  let server: OpenAICompatibleServer;
+  beforeAll(async () => {
+    // The first specialist leg's opening request is never answered; every other one is.
+    let openings = 0;
+    server = await startOpenAICompatibleServer((request) =>
+      request.instructions.includes('Opening:') && ++openings === 1
+        ? new Promise(() => {})
+        : offlineBrain(request),
+    );
+  });
+  afterAll(() => server.close());
+
+  it('withdraws it after HANDOFF_JOIN_TIMEOUT_MS, apologises, goes on in process and ends', async () => {
+    const run = await runConsole(
+      ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', 'dispatch'],
+      { OPENAI_BASE_URL: server.url, HANDOFF_JOIN_TIMEOUT_MS: '1000' },
+    );
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    const reception = events.filter((e) => e.type === 'say' && e.agent === 'reception');
+    expect(reception.at(-1)?.text).toMatch(/our billing team could not pick up on their line/);
+    // The withdrawn leg never reached the caller: the call went on exactly as in process.
+    expectBillingThenSupport(events);
+    expect(events.filter((e) => e.type === 'dispatch').map((e) => e.agent)).toEqual([
+      'billing',
+      'support',
+    ]);
+    expect(events.filter((e) => e.type === 'end')).toHaveLength(1);
+  });
+});
+
 describe('console without --script', () => {
   it('reads caller lines from stdin and hangs up only after the last one', async () => {
     const run = await runConsole(['--json'], {}, 'I need help with my bill\n[0]\nthanks bye\n');
@@ -195,6 +235,7 @@ describe('console errors', () => {
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
     [['--handoff-mode', 'relay'], /--handoff-mode must be "in-process" or "dispatch"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
+    [['--caller', 'abc'], /--caller "abc" has no \+ and country code/],
     [
       ['--script', '/nonexistent/calls.txt'],
       /cannot read script \/nonexistent\/calls.txt: no such file/,
@@ -204,5 +245,100 @@ describe('console errors', () => {
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr.split('\n')[0]).toMatch(message);
+  });
+});
+
+describe('console with a failing model (real OpenAI plugin, fault-injecting server)', () => {
+  let faulty: OpenAICompatibleServer;
+  beforeAll(async () => {
+    faulty = await startOpenAICompatibleServer(offlineBrain);
+  });
+  afterAll(() => faulty.close());
+  const fastFaults = {
+    HOLD_LINE_MS: '300',
+    FIRST_TOKEN_TIMEOUT_MS: '800',
+    CHUNK_GAP_TIMEOUT_MS: '500',
+    RETRY_AFTER_CAP_MS: '200',
+  };
+
+  it.each(['in-process', 'dispatch'])(
+    '%s: a model that goes down after the handoff gets apologies, then an end with model-unavailable and exit 1',
+    async (mode) => {
+      // Reception's request works; then every request fails (billing's opening and after).
+      faulty.fault({ delayMs: 0 }, ...Array.from({ length: 30 }, () => ({ status: 503 })));
+      const run = await runConsole(
+        ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', mode],
+        { OPENAI_BASE_URL: faulty.url, ...fastFaults },
+      );
+      faulty.clearFaults(); // leave nothing for the next test
+      const events = parseLines(run.stdout);
+      const billing = events.filter((e) => e.type === 'say' && e.agent === 'billing');
+      // Each turn: the hold line while the retries back off, then the apology; the second
+      // failed turn in a row ends the call with an apology in the goodbye.
+      expect(billing.map((e) => e.text)).toEqual([
+        'One moment, please.',
+        "Sorry, I'm having some trouble on my side. Could you say that again?",
+        'One moment, please.',
+        expect.stringContaining('our system is having trouble right now'),
+      ]);
+      expect(events.filter((e) => e.type === 'end')).toEqual([
+        { type: 'end', reason: 'model-unavailable' },
+      ]);
+      expect(events.at(-1)).toEqual({ type: 'end', reason: 'model-unavailable' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`the model at ${new URL(faulty.url).host} did not answer`);
+      expect(run.stderr).toContain('check OPENAI_API_KEY and OPENAI_BASE_URL');
+    },
+  );
+});
+
+describe('console shutdown', () => {
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)(
+    '%s mid-call ends the call through the machine: a goodbye, one end, exit %i',
+    async (signal, code) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), '--json'],
+        {
+          cwd: ROOT,
+          env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      const greeted = new Promise<void>((resolve) => {
+        child.stdout.on('data', (data: Buffer) => {
+          stdout += data.toString();
+          if (stdout.includes('"greeting.spoken"')) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.stdin.write('I was charged twice\n'); // the call is under way; stdin stays open
+      await greeted;
+      const sent = performance.now();
+      child.kill(signal);
+      const exitCode = await exited;
+      const tookMs = performance.now() - sent;
+      const events = parseLines(stdout);
+      expect(exitCode).toBe(code);
+      expect(events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', reason: 'shutdown' }]);
+      expect(events.filter((e) => e.type === 'say').at(-1)?.text).toMatch(
+        /we have to end this call now/,
+      );
+      expect(tookMs).toBeLessThan(2_000);
+    },
+  );
+});
+
+describe('the README', () => {
+  it('shows the JSON Lines the documented console command prints today', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const shown = /```json\n(\{"type":"start"[\s\S]*?)```/.exec(readme)?.[1];
+    expect(shown, 'the README has a JSON example').toBeDefined();
+    const run = await runConsole(['--script', SCRIPT, '--json']);
+    expect(run.stdout).toBe(shown);
   });
 });

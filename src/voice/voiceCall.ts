@@ -151,6 +151,7 @@ export class VoiceCall {
       logger: options.logger,
       observer,
       handoffMode: options.handoffMode,
+      joinTimeoutMs: options.config.handoff.joinTimeoutMs,
       ...(options.inspect ? { inspect: options.inspect } : {}),
       ...(options.keypad ? { keypad: options.keypad } : {}),
       ttsFor: pipeline.ttsFor,
