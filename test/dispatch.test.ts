@@ -29,6 +29,7 @@ import {
   type RestorePoint,
   restoreFromPayload,
 } from '../src/handover.js';
+import { deriveSnapshotKey, snapshotSealer } from '../src/sealing.js';
 import { type Brain, ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import {
@@ -667,25 +668,36 @@ describe('crash recovery', () => {
     await leg.bridge.done;
   });
 
-  it('keeps the snapshot in the room on every transition and clears it at the end', async () => {
+  it('keeps the snapshot in the room on every transition, sealed, and clears it at the end', async () => {
+    const sealer = snapshotSealer(deriveSnapshotKey(api.apiSecret));
     const store = new RoomSnapshotStore(
       new RoomServiceClient(api.url, api.apiKey, api.apiSecret),
       'call-room',
+      sealer,
       (error) => {
         throw error;
       },
       0,
     );
     const c = await startTestCall({
+      caller: { number: '+919812345678', name: 'Asha Rao' },
       snapshotStore: store,
-      script: { billing: { toolCalls: [handoffTo('billing')] } },
+      script: { 'billing for invoice 4417': { toolCalls: [handoffTo('billing')] } },
     });
-    await c.say('billing');
+    await c.say('billing for invoice 4417');
     await store.flushed();
-    const kept = readRoomSnapshot(api.roomMetadata.get('call-room'));
+    const metadata = api.roomMetadata.get('call-room')!;
+    // Any participant can read room metadata: no number, name or words of the caller in it.
+    for (const pii of ['9812345678', 'Asha', 'invoice 4417', 'billing question']) {
+      expect(metadata).not.toContain(pii);
+    }
+    const kept = readRoomSnapshot(metadata, sealer);
     const decoded = decodePayload(kept!);
     expect(decoded?.ok && decoded.payload.snapshot.value).toBe('billing');
-    expect(decoded?.ok && decoded.payload.history.some((l) => l.text === 'billing')).toBe(true);
+    expect(decoded?.ok && decoded.payload.snapshot.context.caller?.number).toBe('+919812345678');
+    expect(
+      decoded?.ok && decoded.payload.history.some((l) => l.text === 'billing for invoice 4417'),
+    ).toBe(true);
     const writes = api.requests.filter((r) => r.method === 'UpdateRoomMetadata');
     expect(writes.length).toBeGreaterThanOrEqual(1);
 
@@ -695,8 +707,27 @@ describe('crash recovery', () => {
     expect(JSON.parse(api.roomMetadata.get('call-room')!)).toEqual({ call: null });
   });
 
+  it('treats a snapshot that does not open (another key, tampered) as absent, and says so', () => {
+    const mine = snapshotSealer(deriveSnapshotKey('secret-of-this-deployment'));
+    const theirs = snapshotSealer(deriveSnapshotKey('another-deployment-secret'));
+    const metadata = JSON.stringify({ call: theirs.seal('{"kind":"call-handoff"}') });
+    let unreadable = 0;
+    expect(readRoomSnapshot(metadata, mine, () => unreadable++)).toBe(null);
+    expect(unreadable).toBe(1);
+    const sealed = mine.seal('{"kind":"call-handoff"}');
+    const tampered = sealed.slice(0, -6) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-5);
+    expect(readRoomSnapshot(JSON.stringify({ call: tampered }), mine, () => unreadable++)).toBe(
+      null,
+    );
+    expect(unreadable).toBe(2);
+    expect(readRoomSnapshot(JSON.stringify({ call: sealed }), mine)).toBe(
+      '{"kind":"call-handoff"}',
+    );
+  });
+
   it('coalesces rapid saves: one write in flight, then only the newest', async () => {
     const writes: string[] = [];
+    const sealer = snapshotSealer(deriveSnapshotKey('a test secret'));
     let release!: () => void;
     const firstWrite = new Promise<void>((resolve) => (release = resolve));
     const store = new RoomSnapshotStore(
@@ -708,13 +739,14 @@ describe('crash recovery', () => {
         },
       },
       'call-room',
+      sealer,
       () => {},
       0,
     );
     for (const n of [1, 2, 3, 4, 5]) store.save(`payload ${n}`, false);
     release();
     await store.flushed();
-    expect(writes.map((w) => JSON.parse(w).call)).toEqual(['payload 1', 'payload 5']);
+    expect(writes.map((w) => sealer.open(JSON.parse(w).call))).toEqual(['payload 1', 'payload 5']);
   });
 
   it('resumes a call whose worker died, in the same state, without greeting again', async () => {
