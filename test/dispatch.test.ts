@@ -1,6 +1,8 @@
 /**
  * Dispatch mode and crash recovery: the machine's snapshot is the payload that travels.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
@@ -19,6 +21,7 @@ import { ConsoleCall } from '../src/consoleCall.js';
 import {
   FIELD_LIMITS,
   MAX_PAYLOAD_BYTES,
+  PAYLOAD_VERSION,
   decodePayload,
   encodePayload,
   type HandoffPayload,
@@ -778,5 +781,48 @@ describe('crash recovery', () => {
     await leg.bridge.done;
     crashed.bridge.callerHungUp();
     await crashed.bridge.done;
+  });
+});
+
+describe('saved payloads (versioned fixtures in test/fixtures)', () => {
+  const fixture = (name: string) =>
+    readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
+
+  it('restores a payload saved by this payload and machine version (change the shape: bump a version)', async () => {
+    const text = fixture(`payload.v${PAYLOAD_VERSION}.machine${CALL_MACHINE_VERSION}.json`);
+    const decoded = decodePayload(text);
+    expect(decoded).toMatchObject({ ok: true });
+    const { leg } = await startFromPayload(text);
+    expect(leg.bridge.state).toBe('billing');
+    expect(leg.bridge.actor.getSnapshot().context.caller?.number).toBe('+919812345678');
+    leg.bridge.callerHungUp();
+    await leg.bridge.done;
+  });
+
+  it('refuses a payload of the previous machine version safely, keeping the caller and brief', () => {
+    const decoded = decodePayload(fixture('payload.v1.machine1.json'));
+    expect(decoded).toMatchObject({
+      ok: false,
+      reason: `machine version 1, this worker runs ${CALL_MACHINE_VERSION}`,
+      caller: { number: '+919812345678' },
+      handoff: { to: 'billing' },
+    });
+  });
+
+  it('refuses a malformed payload before it reaches the machine, naming what is wrong', () => {
+    const text = fixture(`payload.v${PAYLOAD_VERSION}.machine${CALL_MACHINE_VERSION}.json`);
+    const broken = JSON.parse(text) as HandoffPayload;
+    (broken.snapshot.context.handoffs[0] as { to: string }).to = 'marketing';
+    expect(decodePayload(JSON.stringify(broken))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^malformed payload at snapshot\.context\.handoffs\.0\.to/),
+      caller: { number: '+919812345678' },
+    });
+    const truncated = JSON.parse(text) as Record<string, unknown>;
+    delete (truncated.snapshot as { context: Record<string, unknown> }).context.reply;
+    expect(decodePayload(JSON.stringify(truncated))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/snapshot\.context\.reply/),
+    });
   });
 });
