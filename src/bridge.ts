@@ -30,6 +30,7 @@ import {
   type AgentName,
   type CallContext,
   type CallEvent,
+  type CallInput,
   type CallStateName,
   type CallerInfo,
   END_REASON_MODEL_UNAVAILABLE,
@@ -40,6 +41,7 @@ import {
   callStateOf,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
+import { type ControlRequest, acceptedRequests } from '../machines/offers.js';
 import {
   CallAgent,
   RESUME_INSTRUCTIONS,
@@ -175,6 +177,8 @@ export class CallBridge implements CallControl {
   /** Caller words said during an in-process switch, for the new agent. */
   readonly #carryOver: HandoffCarryOver;
   readonly #replies: ReplyReporter;
+  readonly #machineInput: CallInput;
+  readonly #offers = new Map<AgentName, ControlRequest[]>();
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
@@ -214,12 +218,13 @@ export class CallBridge implements CallControl {
           (this.#replyDecision = { say: LINES.replyFailed(kind), interrupt: kind === 'cut' }),
       },
     });
+    this.#machineInput = {
+      maxHandoffs: options.maxHandoffs,
+      humanTransfers: this.#humanTransfers(),
+      ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
+    };
     this.actor = createActor(machine, {
-      input: {
-        maxHandoffs: options.maxHandoffs,
-        humanTransfers: this.#humanTransfers(),
-        ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
-      },
+      input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
         this.#observeMachine(event);
@@ -404,6 +409,8 @@ export class CallBridge implements CallControl {
       tools: buildTools(this, name, {
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
+        // Only what this agent's state accepts: no tool the machine would refuse outright.
+        offers: this.#offersFor(name),
         isRetired: () => ref.agent?.retired ?? false,
       }),
       ...(chatCtx ? { chatCtx } : {}),
@@ -591,6 +598,13 @@ export class CallBridge implements CallControl {
     if (this.#actorStarted) return;
     this.#actorStarted = true;
     this.actor.start();
+  }
+
+  /** Derived once per agent per call: the machine and its input do not change. */
+  #offersFor(agent: AgentName): ControlRequest[] {
+    let offers = this.#offers.get(agent);
+    if (!offers) this.#offers.set(agent, (offers = acceptedRequests(agent, this.#machineInput)));
+    return offers;
   }
 
   #humanTransfers(): AgentName[] {
