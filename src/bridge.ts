@@ -30,6 +30,7 @@ import {
   type AgentName,
   type CallContext,
   type CallEvent,
+  type CallInput,
   type CallStateName,
   type CallerInfo,
   END_REASON_MODEL_UNAVAILABLE,
@@ -40,6 +41,7 @@ import {
   callStateOf,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
+import { type ControlRequest, acceptedRequests } from '../machines/offers.js';
 import {
   CallAgent,
   RESUME_INSTRUCTIONS,
@@ -57,6 +59,7 @@ import {
   joinDeadline,
   restoredChatContext,
 } from './handover.js';
+import { HandoffCarryOver } from './carryOver.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import { LINES } from './lines.js';
@@ -171,7 +174,11 @@ export class CallBridge implements CallControl {
   #closing: Promise<void> = Promise.resolve();
   readonly #transfers: HumanTransfer;
   readonly #transferHost: TransferHost;
+  /** Caller words said during an in-process switch, for the new agent. */
+  readonly #carryOver: HandoffCarryOver;
   readonly #replies: ReplyReporter;
+  readonly #machineInput: CallInput;
+  readonly #offers = new Map<AgentName, ControlRequest[]>();
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
@@ -185,6 +192,7 @@ export class CallBridge implements CallControl {
     this.#carried = options.restore?.history ?? [];
     this.maxHandoffs = options.maxHandoffs;
     this.#transfers = new HumanTransfer(options.telephony, options.humanNumbers ?? {});
+    this.#carryOver = new HandoffCarryOver(this.#log);
     this.#transferHost = {
       speak: (text) => this.#speak(text, false).waitForPlayout(),
       isLive: () => this.actor.getSnapshot().status === 'active',
@@ -210,12 +218,13 @@ export class CallBridge implements CallControl {
           (this.#replyDecision = { say: LINES.replyFailed(kind), interrupt: kind === 'cut' }),
       },
     });
+    this.#machineInput = {
+      maxHandoffs: options.maxHandoffs,
+      humanTransfers: this.#humanTransfers(),
+      ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
+    };
     this.actor = createActor(machine, {
-      input: {
-        maxHandoffs: options.maxHandoffs,
-        humanTransfers: this.#humanTransfers(),
-        ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
-      },
+      input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
         this.#observeMachine(event);
@@ -400,6 +409,8 @@ export class CallBridge implements CallControl {
       tools: buildTools(this, name, {
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
+        // Only what this agent's state accepts: no tool the machine would refuse outright.
+        offers: this.#offersFor(name),
         isRetired: () => ref.agent?.retired ?? false,
       }),
       ...(chatCtx ? { chatCtx } : {}),
@@ -412,6 +423,7 @@ export class CallBridge implements CallControl {
         if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
         else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
+        this.#carryOver.deliverTo(agent.session);
       },
     });
     return ref.agent;
@@ -435,6 +447,7 @@ export class CallBridge implements CallControl {
       if (bridgeLine && this.#options.bridgeLine !== false && this.#requested) {
         this.#speak(LINES.bridge(name), true);
       }
+      if (this.#requested) this.#carryOver.watch(this.#requested);
       this.#requested?.retire();
       this.#requested = agent;
       this.#session.updateAgent(agent);
@@ -587,6 +600,13 @@ export class CallBridge implements CallControl {
     this.actor.start();
   }
 
+  /** Derived once per agent per call: the machine and its input do not change. */
+  #offersFor(agent: AgentName): ControlRequest[] {
+    let offers = this.#offers.get(agent);
+    if (!offers) this.#offers.set(agent, (offers = acceptedRequests(agent, this.#machineInput)));
+    return offers;
+  }
+
   #humanTransfers(): AgentName[] {
     return AGENT_NAMES.filter((agent) => this.humanNumberFor(agent) !== undefined);
   }
@@ -612,6 +632,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#requested?.retire();
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.

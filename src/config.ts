@@ -156,6 +156,7 @@ const EnvSchema = z.object({
       .optional(),
   ),
   HANDOFF_BRIDGE_LINE: onOff,
+  SNAPSHOT_KEY: optionalString.pipe(z.string().min(16, 'use at least 16 characters').optional()),
   HEALTH_PORT: optionalString.pipe(z.coerce.number().int().min(0).max(65535).optional()),
   OPENAI_FALLBACK_MODEL: optionalString,
   OPENAI_FALLBACK_BASE_URL: url('http', 'https'),
@@ -222,6 +223,11 @@ export interface Config {
    * worker, a free port for a department worker, so several workers run on one host.
    */
   healthPort: number | undefined;
+  /**
+   * The secret the room's crash-recovery snapshot is sealed with (SNAPSHOT_KEY); when unset, the
+   * worker derives the key from LIVEKIT_API_SECRET. All workers of a deployment must agree.
+   */
+  snapshotSecret: string | undefined;
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -337,6 +343,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
     healthPort: e.HEALTH_PORT,
+    snapshotSecret: e.SNAPSHOT_KEY,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

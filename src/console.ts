@@ -18,9 +18,11 @@ import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
 import type { WireObserver } from './models/openaiWire.js';
+import { requireSpeechEngines, runVoiceCall } from './voice/voiceConsole.js';
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
+                      [--voice [--record FILE.wav] [--timeline FILE.svg]]
   --script FILE   caller lines, one per line; the call ends after the last line. A line
                   like [1] is a keypad press (1 billing, 2 support, 3 sales, 0 a person)
   --json          JSON Lines on stdout, one object per event
@@ -31,7 +33,11 @@ const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offli
                   Stately's), redacted unless INSPECT_PII=1
   --handoff-mode  in-process (default): agents switch inside one session; dispatch: each
                   handoff starts the next agent in a fresh session from the serialised payload
-                  alone, as a separate worker would`;
+                  alone, as a separate worker would
+  --voice         speak the call: caller lines are spoken (flite) into the production speech
+                  pipeline against a local speech server (needs flite, pocketsphinx, sox)
+  --record FILE   with --voice: write the call as a WAV, caller left, agents right
+  --timeline FILE with --voice: draw the call as an SVG timeline`;
 
 /** A bad flag or file: printed as one line with the usage, exit code 2. */
 class UsageError extends Error {}
@@ -43,6 +49,9 @@ interface ConsoleOptions {
   caller: string | undefined;
   inspect: boolean;
   handoffMode: HandoffMode;
+  voice: boolean;
+  record: string | undefined;
+  timeline: string | undefined;
 }
 
 function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions | 'help' {
@@ -59,6 +68,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
         caller: { type: 'string' },
         inspect: { type: 'boolean', default: false },
         'handoff-mode': { type: 'string', default: 'in-process' },
+        voice: { type: 'boolean', default: false },
+        record: { type: 'string' },
+        timeline: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }));
@@ -81,6 +93,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
   if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
     throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
   }
+  if ((values.record || values.timeline) && !values.voice) {
+    throw new UsageError('--record and --timeline need --voice');
+  }
   return {
     script: values.script,
     json: values.json,
@@ -88,6 +103,9 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
     caller: values.caller,
     inspect: values.inspect,
     handoffMode,
+    voice: values.voice,
+    record: values.record,
+    timeline: values.timeline,
   };
 }
 
@@ -138,6 +156,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
 }
 
 async function runCall(options: ConsoleOptions): Promise<number> {
+  if (options.voice) await requireSpeechEngines();
   const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
@@ -178,6 +197,29 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   });
   if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
 
+  const observer = options.json
+    ? jsonObserver(emit)
+    : textObserver(out, lines !== undefined || !process.stdin.isTTY);
+  if (options.voice) {
+    await runVoiceCall({
+      config,
+      logger,
+      createModel,
+      observer,
+      ...(options.json ? { emit } : {}),
+      out,
+      lines,
+      typed: () => createInterface({ input: process.stdin, terminal: process.stdin.isTTY }),
+      ...(options.caller ? { caller: { number: options.caller } } : {}),
+      handoffMode: options.handoffMode,
+      ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
+      ...(options.record ? { record: options.record } : {}),
+      ...(options.timeline ? { timeline: options.timeline } : {}),
+    });
+    await inspection.dispose();
+    return 0;
+  }
+
   // Text only: no STT, TTS or VAD, and no room.
   const call = new ConsoleCall({
     createModel,
@@ -186,9 +228,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
-    observer: options.json
-      ? jsonObserver(emit)
-      : textObserver(out, lines !== undefined || !process.stdin.isTTY),
+    observer,
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,

@@ -6,7 +6,7 @@
  * without a word, as a late worker's dispatch is, and the previous leg carries on in process.
  * Until a leg has joined its events are held back: the observer hears only the agent on the line.
  */
-import { type llm, voice } from '@livekit/agents';
+import { type llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
@@ -21,6 +21,11 @@ export type HandoffMode = 'in-process' | 'dispatch';
 
 /** `[1]` presses 1; `[12]` presses 1 then 2, as a caller would. */
 const KEYPRESS = /^\[([0-9*#]+)\]$/;
+
+/** A caller line that is keypad presses (`[1]`, `[12#]`), not words. */
+export function isKeypress(line: string): boolean {
+  return KEYPRESS.test(line);
+}
 
 export interface ConsoleCallOptions {
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
@@ -37,6 +42,13 @@ export interface ConsoleCallOptions {
   handoffMode: HandoffMode;
   /** Keypad digits, typed as `[1]`: the same events a SIP caller's DTMF sends. */
   keypad?: KeypadMap;
+  /** Voice mode: each leg's session (STT, VAD, TTS, audio I/O); text-only when absent. */
+  createSession?: (
+    model: llm.LLM,
+    options: Pick<voice.AgentSessionOptions, 'connOptions'>,
+  ) => voice.AgentSession;
+  /** Voice mode: each agent's TTS voice. */
+  ttsFor?: (agent: AgentName) => tts.TTS | undefined;
   /** Dispatch mode: how long a new leg has to speak first (`HANDOFF_JOIN_TIMEOUT_MS`). */
   joinTimeoutMs: number;
 }
@@ -63,6 +75,11 @@ export class ConsoleCall {
     this.#options = options;
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     this.#current = this.#leg();
+  }
+
+  /** The bridge of the leg the caller is on now. */
+  get bridge(): CallBridge {
+    return this.#current.bridge;
   }
 
   get active(): boolean {
@@ -142,10 +159,10 @@ export class ConsoleCall {
   #leg(restore?: RestorePoint): Leg {
     const wire = new WireObserver();
     const model = this.#options.createModel(wire);
-    const session = new voice.AgentSession({
-      llm: model,
-      ...callSessionOptions(this.#options),
-    });
+    const sessionOptions = callSessionOptions(this.#options);
+    const session =
+      this.#options.createSession?.(model, sessionOptions) ??
+      new voice.AgentSession({ llm: model, ...sessionOptions });
     const waiters = new Set<(agent: AgentName) => void>();
     // A leg started from a payload is not on the line until it has spoken.
     const held: Leg['held'] = restore ? [] : null;
@@ -168,6 +185,7 @@ export class ConsoleCall {
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
+      ...(this.#options.ttsFor ? { ttsFor: this.#options.ttsFor } : {}),
       ...(this.#options.handoffMode === 'dispatch'
         ? {
             handover: {

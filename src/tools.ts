@@ -16,6 +16,7 @@ import {
   type Department,
 } from '../machines/callMachine.js';
 import type { Decision } from '../machines/decide.js';
+import type { ControlRequest } from '../machines/offers.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
 export interface CallControl {
@@ -57,6 +58,11 @@ export interface ToolOptions {
   extra?: AnyFunctionTool[];
   /** Offer `transfer_to_human`: only where a number is configured. */
   humanTransfer?: boolean;
+  /**
+   * The control requests this agent's state accepts (from `acceptedRequests` in
+   * machines/offers.ts): only those become tools. Default: every one.
+   */
+  offers?: readonly ControlRequest[];
   /**
    * Whether the agent has been retired (the machine moved on). A business tool that finishes
    * after that returns nothing, so its result asks no reply of the old agent: this holds for
@@ -115,7 +121,12 @@ export function buildTools(
       },
     }),
   );
+  const offers = options.offers;
+  const offered = (kind: ControlRequest['kind'], department?: Department) =>
+    offers === undefined ||
+    offers.some((o) => o.kind === kind && (o.kind !== 'handoff' || o.department === department));
   for (const department of DEPARTMENTS) {
+    if (!offered('handoff', department)) continue;
     tools.push(
       controlTool(
         TOOL_NAMES.handoff(department),
@@ -126,7 +137,7 @@ export function buildTools(
       ),
     );
   }
-  if (self !== 'reception') {
+  if (self !== 'reception' && offered('return')) {
     tools.push(
       controlTool(
         TOOL_NAMES.returnToReception,
@@ -137,7 +148,7 @@ export function buildTools(
       ),
     );
   }
-  if (options.humanTransfer) {
+  if (options.humanTransfer && offered('transfer')) {
     tools.push(
       controlTool(
         TOOL_NAMES.transferToHuman,
@@ -153,16 +164,17 @@ export function buildTools(
       ),
     );
   }
-  tools.push(
-    controlTool(
-      TOOL_NAMES.endCall,
-      'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
-      z.object({
-        reason: z.string().optional().describe('Why the call is ending, in a few words.'),
-      }),
-      ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
-    ),
-  );
+  if (offered('end'))
+    tools.push(
+      controlTool(
+        TOOL_NAMES.endCall,
+        'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
+        z.object({
+          reason: z.string().optional().describe('Why the call is ending, in a few words.'),
+        }),
+        ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
+      ),
+    );
   return new llm.ToolContext(tools);
 }
 

@@ -30,6 +30,7 @@ import {
   createVoices,
 } from './models/index.js';
 import { WireObserver } from './models/openaiWire.js';
+import { type SnapshotSealer, deriveSnapshotKey, snapshotSealer } from './sealing.js';
 import {
   LiveKitTelephony,
   callerFromParticipant,
@@ -91,7 +92,10 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
     humanTransfers: AGENT_NAMES.filter((a) => config.telephony.humanNumbers[a] !== undefined),
   };
   const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input);
-  const fromRoom = restoreFromPayload(readRoomSnapshot(ctx.room.metadata) ?? '', true, input);
+  const sealed = readRoomSnapshot(ctx.room.metadata, roomSealer(config), () =>
+    logger.warn('the room holds a call snapshot this worker cannot open; ignoring it'),
+  );
+  const fromRoom = restoreFromPayload(sealed ?? '', true, input);
   const restoration =
     fromRoom && (!fromDispatch || progress(fromRoom.restore) > progress(fromDispatch.restore))
       ? fromRoom
@@ -109,6 +113,11 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
 function progress(restore: RestorePoint): number {
   const snapshot = restore.snapshot as { context?: { handoffs?: unknown[] } };
   return (snapshot.context?.handoffs?.length ?? 0) * 10_000 + restore.history.length;
+}
+
+/** Seals the room's snapshot with SNAPSHOT_KEY, else a key derived from LIVEKIT_API_SECRET. */
+function roomSealer(config: Config): SnapshotSealer {
+  return snapshotSealer(deriveSnapshotKey(config.snapshotSecret ?? config.livekit.apiSecret!));
 }
 
 /** How long a job waits for its caller before giving up on the room. */
@@ -140,6 +149,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   const snapshotStore = new RoomSnapshotStore(
     new RoomServiceClient(url, apiKey, apiSecret),
     roomName,
+    roomSealer(config),
     (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
     2_000,
     ctx.room.metadata,

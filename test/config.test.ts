@@ -58,6 +58,8 @@ describe('config', () => {
       ['FIRST_TOKEN_TIMEOUT_MS', '5'],
       ['MAX_FAILED_TURNS', '0'],
       ['HANDOFF_BRIDGE_LINE', 'maybe'],
+      ['SNAPSHOT_KEY', 'short'],
+      ['HEALTH_PORT', '70000'],
     ]) {
       expect(() => loadConfig({ [name!]: value })).toThrow(
         new RegExp(`^Invalid ${name}: .*\\.env`),

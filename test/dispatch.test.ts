@@ -1,6 +1,8 @@
 /**
  * Dispatch mode and crash recovery: the machine's snapshot is the payload that travels.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
@@ -19,6 +21,7 @@ import { ConsoleCall } from '../src/consoleCall.js';
 import {
   FIELD_LIMITS,
   MAX_PAYLOAD_BYTES,
+  PAYLOAD_VERSION,
   decodePayload,
   encodePayload,
   type HandoffPayload,
@@ -29,6 +32,8 @@ import {
   type RestorePoint,
   restoreFromPayload,
 } from '../src/handover.js';
+import { deriveSnapshotKey, snapshotSealer } from '../src/sealing.js';
+import { loadConfig } from '../src/config.js';
 import { type Brain, ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import {
@@ -621,10 +626,32 @@ describe('payload rules', () => {
     expect(context.refusals).toHaveLength(FIELD_LIMITS.refusals);
   });
 
-  it('carries no configuration or secrets', async () => {
-    const snapshot = await snapshotOf();
-    const text = encodePayload(snapshot, null, []);
-    expect(text).not.toMatch(/apiKey|secret|password|OPENAI|LIVEKIT/i);
+  it('carries no configuration or secrets, even with every secret set', async () => {
+    // The secrets are really in scope: the configuration the worker would run with holds them.
+    const secrets = {
+      OPENAI_API_KEY: 'sk-test-0123456789abcdef',
+      LIVEKIT_API_SECRET: 'lk-secret-0123456789abcdef',
+      VOBIZ_PASSWORD: 'vobiz-pass-0123456789',
+      SNAPSHOT_KEY: 'snapshot-key-0123456789abcdef',
+    };
+    const config = loadConfig({ ...secrets, LIVEKIT_API_KEY: 'APIkey', VOBIZ_USERNAME: 'u' });
+    expect(config.openai.apiKey).toBe(secrets.OPENAI_API_KEY);
+    const c = await startTestCall({
+      maxHandoffs: config.maxHandoffs,
+      reply: config.reply,
+      keypad: config.telephony.keypad,
+      script: { 'billing please': { toolCalls: [handoffTo('billing')] } },
+    });
+    await c.say('billing please');
+    const text = encodePayload(
+      c.bridge.actor.getPersistedSnapshot() as never,
+      c.bridge.actor.getSnapshot().context.handoffs.at(-1) ?? null,
+      [{ role: 'user', text: 'billing please' }],
+    );
+    for (const secret of Object.values(secrets)) expect(text).not.toContain(secret);
+    expect(text).not.toMatch(/apiKey|password/i);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
   });
 
   it('falls back to a fresh intent with the brief when the machine version differs', async () => {
@@ -667,27 +694,40 @@ describe('crash recovery', () => {
     await leg.bridge.done;
   });
 
-  it('keeps the snapshot in the room on every transition and clears it at the end', async () => {
+  it('keeps the snapshot in the room on every transition, sealed, and clears it at the end', async () => {
+    const sealer = snapshotSealer(deriveSnapshotKey(api.apiSecret));
     const store = new RoomSnapshotStore(
       new RoomServiceClient(api.url, api.apiKey, api.apiSecret),
       'call-room',
+      sealer,
       (error) => {
         throw error;
       },
       0,
     );
     const c = await startTestCall({
+      caller: { number: '+919812345678', name: 'Asha Rao' },
       snapshotStore: store,
-      script: { billing: { toolCalls: [handoffTo('billing')] } },
+      script: { 'billing for invoice 4417': { toolCalls: [handoffTo('billing')] } },
     });
-    await c.say('billing');
+    await c.say('billing for invoice 4417');
     await store.flushed();
-    const kept = readRoomSnapshot(api.roomMetadata.get('call-room'));
+    const metadata = api.roomMetadata.get('call-room')!;
+    // Any participant can read room metadata: no number, name or words of the caller in it.
+    for (const pii of ['9812345678', 'Asha', 'invoice 4417', 'billing question']) {
+      expect(metadata).not.toContain(pii);
+    }
+    const kept = readRoomSnapshot(metadata, sealer);
     const decoded = decodePayload(kept!);
     expect(decoded?.ok && decoded.payload.snapshot.value).toBe('billing');
-    expect(decoded?.ok && decoded.payload.history.some((l) => l.text === 'billing')).toBe(true);
+    expect(decoded?.ok && decoded.payload.snapshot.context.caller?.number).toBe('+919812345678');
+    expect(
+      decoded?.ok && decoded.payload.history.some((l) => l.text === 'billing for invoice 4417'),
+    ).toBe(true);
+    // Saved on each transition and each line, coalesced into at least the latest write.
     const writes = api.requests.filter((r) => r.method === 'UpdateRoomMetadata');
-    expect(writes.length).toBeGreaterThanOrEqual(1);
+    expect(writes.length).toBeGreaterThan(0);
+    expect(JSON.parse(writes.at(-1)!.body.metadata as string).call).toBe(JSON.parse(metadata).call);
 
     c.bridge.callerHungUp();
     await c.bridge.done;
@@ -695,8 +735,27 @@ describe('crash recovery', () => {
     expect(JSON.parse(api.roomMetadata.get('call-room')!)).toEqual({ call: null });
   });
 
+  it('treats a snapshot that does not open (another key, tampered) as absent, and says so', () => {
+    const mine = snapshotSealer(deriveSnapshotKey('secret-of-this-deployment'));
+    const theirs = snapshotSealer(deriveSnapshotKey('another-deployment-secret'));
+    const metadata = JSON.stringify({ call: theirs.seal('{"kind":"call-handoff"}') });
+    let unreadable = 0;
+    expect(readRoomSnapshot(metadata, mine, () => unreadable++)).toBe(null);
+    expect(unreadable).toBe(1);
+    const sealed = mine.seal('{"kind":"call-handoff"}');
+    const tampered = sealed.slice(0, -6) + (sealed.endsWith('A') ? 'B' : 'A') + sealed.slice(-5);
+    expect(readRoomSnapshot(JSON.stringify({ call: tampered }), mine, () => unreadable++)).toBe(
+      null,
+    );
+    expect(unreadable).toBe(2);
+    expect(readRoomSnapshot(JSON.stringify({ call: sealed }), mine)).toBe(
+      '{"kind":"call-handoff"}',
+    );
+  });
+
   it('coalesces rapid saves: one write in flight, then only the newest', async () => {
     const writes: string[] = [];
+    const sealer = snapshotSealer(deriveSnapshotKey('a test secret'));
     let release!: () => void;
     const firstWrite = new Promise<void>((resolve) => (release = resolve));
     const store = new RoomSnapshotStore(
@@ -708,13 +767,14 @@ describe('crash recovery', () => {
         },
       },
       'call-room',
+      sealer,
       () => {},
       0,
     );
     for (const n of [1, 2, 3, 4, 5]) store.save(`payload ${n}`, false);
     release();
     await store.flushed();
-    expect(writes.map((w) => JSON.parse(w).call)).toEqual(['payload 1', 'payload 5']);
+    expect(writes.map((w) => sealer.open(JSON.parse(w).call))).toEqual(['payload 1', 'payload 5']);
   });
 
   it('resumes a call whose worker died, in the same state, without greeting again', async () => {
@@ -746,5 +806,48 @@ describe('crash recovery', () => {
     await leg.bridge.done;
     crashed.bridge.callerHungUp();
     await crashed.bridge.done;
+  });
+});
+
+describe('saved payloads (versioned fixtures in test/fixtures)', () => {
+  const fixture = (name: string) =>
+    readFileSync(join(import.meta.dirname, 'fixtures', name), 'utf8');
+
+  it('restores a payload saved by this payload and machine version (change the shape: bump a version)', async () => {
+    const text = fixture(`payload.v${PAYLOAD_VERSION}.machine${CALL_MACHINE_VERSION}.json`);
+    const decoded = decodePayload(text);
+    expect(decoded).toMatchObject({ ok: true });
+    const { leg } = await startFromPayload(text);
+    expect(leg.bridge.state).toBe('billing');
+    expect(leg.bridge.actor.getSnapshot().context.caller?.number).toBe('+919812345678');
+    leg.bridge.callerHungUp();
+    await leg.bridge.done;
+  });
+
+  it('refuses a payload of the previous machine version safely, keeping the caller and brief', () => {
+    const decoded = decodePayload(fixture('payload.v1.machine1.json'));
+    expect(decoded).toMatchObject({
+      ok: false,
+      reason: `machine version 1, this worker runs ${CALL_MACHINE_VERSION}`,
+      caller: { number: '+919812345678' },
+      handoff: { to: 'billing' },
+    });
+  });
+
+  it('refuses a malformed payload before it reaches the machine, naming what is wrong', () => {
+    const text = fixture(`payload.v${PAYLOAD_VERSION}.machine${CALL_MACHINE_VERSION}.json`);
+    const broken = JSON.parse(text) as HandoffPayload;
+    (broken.snapshot.context.handoffs[0] as { to: string }).to = 'marketing';
+    expect(decodePayload(JSON.stringify(broken))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^malformed payload at snapshot\.context\.handoffs\.0\.to/),
+      caller: { number: '+919812345678' },
+    });
+    const truncated = JSON.parse(text) as Record<string, unknown>;
+    delete (truncated.snapshot as { context: Record<string, unknown> }).context.reply;
+    expect(decodePayload(JSON.stringify(truncated))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/snapshot\.context\.reply/),
+    });
   });
 });

@@ -15,6 +15,7 @@ import {
   scriptedBrain,
   startTestCall,
   trackUnhandledRejections,
+  mergeObservers,
 } from './fakes.js';
 
 const rejections = trackUnhandledRejections();
@@ -172,18 +173,25 @@ describe('refusals', () => {
     await c.bridge.done;
   });
 
-  it('refuses a handoff to the department already active', async () => {
+  it('refuses a handoff to the department already active: not offered as a tool, refused on the keypad', async () => {
     const c = await startTestCall({
+      keypad: { '1': 'billing' },
       script: {
         'billing please': { toolCalls: [handoffTo('billing')] },
         'more billing': { toolCalls: [handoffTo('billing')] },
       },
     });
     await c.say('billing please');
+    // A model that calls the tool anyway gets the SDK's unknown-tool answer: nothing reaches the
+    // machine, and no model turn is spent on a refusal.
     await c.say('more billing');
     expect(c.bridge.state).toBe('billing');
+    expect(c.events.filter((e) => e.type === 'refusal')).toEqual([]);
+    // The guard stays as a defence: the keypad can still ask, and is refused aloud.
+    expect(c.bridge.keypad('1')).toMatchObject({ accepted: false, code: 'same-department' });
+    await c.bridge.settled();
     expect(c.events).toContainEqual({ type: 'refusal', code: 'same-department', to: 'billing' });
-    expect(c.said('billing').at(-1)).toMatch(/already with billing/);
+    expect(c.said('billing').at(-1)).toMatch(/You're in the right place/);
     expect(c.agents()).toEqual(['reception', 'billing']);
     c.bridge.callerHungUp();
     await c.bridge.done;
@@ -341,10 +349,11 @@ describe('hang-ups', () => {
     expect(end.reason).toBe('caller is done');
     expect(c.agents()).toEqual(['reception']);
     // The late handoff got no error output and no reply: the goodbye is the last thing said.
-    const outputs = result?.events.filter((e) => e.type === 'function_call_output') ?? [];
-    expect(outputs.every((e) => !('item' in e) || !(e.item as { isError?: boolean }).isError)).toBe(
-      true,
-    );
+    expect(result, 'the run result').toBeDefined();
+    const outputs = result!.events.filter((e) => e.type === 'function_call_output');
+    // Both tool calls got an output (an empty list would make the check below pass vacuously).
+    expect(outputs).toHaveLength(2);
+    expect(outputs.map((e) => (e.item as { isError?: boolean }).isError)).toEqual([false, false]);
     expect(c.said('reception').at(-1)).toMatch(/Goodbye/);
     expect(c.said('reception').some((t) => t.startsWith('Sorry'))).toBe(false);
   });
@@ -370,5 +379,43 @@ describe('hang-ups', () => {
         summary: 's',
       }),
     ).toMatchObject({ accepted: false, code: 'call-ended' });
+  });
+});
+
+describe('tools from the machine', () => {
+  it('offers each agent exactly the control tools its state accepts (billing: no handoff to billing)', async () => {
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing')] } },
+    });
+    const tools = () => Object.keys(c.session.currentAgent.toolCtx.functionTools).sort();
+    expect(tools()).toEqual([
+      'end_call',
+      'pass_control_to_billing',
+      'pass_control_to_sales',
+      'pass_control_to_support',
+    ]);
+    await c.say(CALLER_WORDS);
+    await c.until(() => c.bridge.speakingAgent === 'billing', 'billing');
+    expect(tools()).toEqual([
+      'end_call',
+      'pass_control_to_sales',
+      'pass_control_to_support',
+      'return_to_reception',
+    ]);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+});
+
+describe('the shared fakes', () => {
+  it('merge observers so that a kind only the caller listens to (keypad) is heard too', () => {
+    const heard: string[] = [];
+    const merged = mergeObservers(
+      { say: () => heard.push('say') },
+      { keypad: (d) => heard.push(`key ${d}`) },
+    );
+    merged.say?.('reception', 'hi');
+    merged.keypad?.('1');
+    expect(heard).toEqual(['say', 'key 1']);
   });
 });

@@ -9,8 +9,11 @@ import { run } from './engines.js';
 
 export const TTS_SAMPLE_RATE = 24_000;
 
-/** Flite's clear 16 kHz voices (its 8 kHz default is poorly recognised). */
-export type FliteVoice = 'slt' | 'rms' | 'awb' | 'kal16';
+/**
+ * Flite's voices. The 16 kHz ones (slt, rms, awb, kal16) are recognised well, so kal16 is kept
+ * for callers; agents' speech is only listened to, so kal (8 kHz) is fine for a fourth agent.
+ */
+export type FliteVoice = 'slt' | 'rms' | 'awb' | 'kal' | 'kal16';
 
 /**
  * OpenAI voice -> flite voice. The four agents' default voices (alloy, sage, echo, shimmer) get
@@ -20,10 +23,10 @@ export const DEFAULT_FLITE_VOICES: Readonly<Record<string, FliteVoice>> = {
   alloy: 'slt',
   sage: 'rms',
   echo: 'awb',
-  shimmer: 'kal16',
+  shimmer: 'kal',
 };
 
-const ALL: FliteVoice[] = ['slt', 'rms', 'awb', 'kal16'];
+const ALL: FliteVoice[] = ['slt', 'rms', 'awb', 'kal'];
 
 export function fliteVoiceFor(
   openaiVoice: string,

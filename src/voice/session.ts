@@ -1,0 +1,78 @@
+/**
+ * The voice pipeline of a console call, as in production: the OpenAI plugin's STT (realtime
+ * transcription websocket) and TTS, Silero VAD, VAD turn detection and interruptions, with the
+ * session's audio going through a phone line instead of a room.
+ */
+import { type VAD, type llm, type tts, voice } from '@livekit/agents';
+import * as silero from '@livekit/agents-plugin-silero';
+import type { Logger } from 'pino';
+import type { AgentName } from '../../machines/callMachine.js';
+import type { Config } from '../config.js';
+import { createOpenAISTT, createVoices } from '../models/index.js';
+import type { PhoneLine } from './line.js';
+
+/**
+ * How long the caller must speak over an agent before it pauses. The SDK's default (500 ms) plus
+ * VAD latency leaves the caller talking over the agent for most of a second; with this the agent
+ * stops within 300 ms of the caller's voice even on two busy cores (test/voiceTurns.test.ts;
+ * 150 ms left no margin there). A false start costs little: the output pauses, and the SDK
+ * resumes it when no words follow.
+ */
+export const INTERRUPT_AFTER_MS = 80;
+
+export interface VoicePipeline {
+  /** A session for one leg of the call, its audio on the line. */
+  createSession(
+    model: llm.LLM,
+    options: Pick<voice.AgentSessionOptions, 'connOptions'>,
+  ): voice.AgentSession;
+  ttsFor(agent: AgentName): tts.TTS;
+}
+
+let endOfTurnNoticeLogged = false;
+
+/**
+ * STT and TTS go to `speechBaseURL` (the local speech server) whatever model the call uses.
+ * Silero loads from its package, offline.
+ */
+export async function createVoicePipeline(options: {
+  config: Config;
+  speechBaseURL: string;
+  line: PhoneLine;
+  logger: Logger;
+}): Promise<VoicePipeline> {
+  const { config, line, logger } = options;
+  const speechConfig: Config = {
+    ...config,
+    openai: { apiKey: config.openai.apiKey ?? 'local', baseURL: options.speechBaseURL },
+  };
+  const vad: VAD = await silero.VAD.load();
+  const ttsFor = createVoices(speechConfig);
+  if (!endOfTurnNoticeLogged) {
+    endOfTurnNoticeLogged = true;
+    // LiveKit's end-of-turn model is downloaded at run time, which cannot happen offline.
+    logger.warn('end-of-turn model unavailable offline; turns end on VAD silence');
+  }
+  return {
+    ttsFor,
+    createSession: (model, sessionOptions) => {
+      const session = new voice.AgentSession({
+        ...sessionOptions,
+        llm: model,
+        stt: createOpenAISTT(speechConfig),
+        vad,
+        tts: ttsFor('reception'),
+        turnHandling: {
+          turnDetection: 'vad',
+          interruption: { enabled: true, mode: 'vad', minDuration: INTERRUPT_AFTER_MS },
+        },
+      });
+      const input = line.input();
+      session.input.audio = input;
+      session.output.audio = line.output();
+      // The session only detaches its input when it closes: stop feeding it (a leg handed over).
+      session.on(voice.AgentSessionEventTypes.Close, () => void input.close());
+      return session;
+    },
+  };
+}
