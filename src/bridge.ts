@@ -259,6 +259,11 @@ export class CallBridge implements CallControl {
       const label = (source as { label?: () => string } | undefined)?.label?.() ?? 'model';
       this.#log.debug({ err: error, source: label }, 'session reported an error');
     });
+    // In a voice call the first words are heard when playback starts, long before the message
+    // is complete: that is when a specialist has joined (dispatch mode's join deadline).
+    this.#session.on(voice.AgentSessionEventTypes.AgentStateChanged, ({ newState }) => {
+      if (newState === 'speaking') this.#markSpoke();
+    });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
       this.#sessionClosed = true;
       if (this.#handedOver || this.actor.getSnapshot().status !== 'active') return;
@@ -740,16 +745,20 @@ export class CallBridge implements CallControl {
     }
   }
 
+  /** This leg has been heard: a line was said, or its audio started playing. */
+  #markSpoke(): void {
+    if (this.#spoke) return;
+    this.#spoke = true;
+    for (const waiter of this.#firstWordsWaiters) waiter(true);
+  }
+
   /** Observers must never break the call: their errors are logged, not thrown. */
   #notify<K extends keyof CallObserver>(
     kind: K,
     ...args: Parameters<NonNullable<CallObserver[K]>>
   ): void {
-    if (kind === 'say' && !this.#spoke) {
-      // Any line the caller heard from this leg (a hold line too) is its first words.
-      this.#spoke = true;
-      for (const waiter of this.#firstWordsWaiters) waiter(true);
-    }
+    // Any line the caller heard from this leg (a hold line too) is its first words.
+    if (kind === 'say') this.#markSpoke();
     try {
       (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
     } catch (error) {

@@ -14,6 +14,7 @@ import { ServerOptions, cli, defineAgent } from '@livekit/agents';
 import { type Department, isDepartment } from '../machines/callMachine.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
 import { probeLiveKit } from './livekitErrors.js';
+import { freeTcpPort } from './freePort.js';
 import { workerNameFor } from './roomHandover.js';
 import { callLoadOptions } from './workerLoad.js';
 import { prewarm, runCallJob } from './worker.js';
@@ -61,7 +62,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
         // SIGTERM: running calls may go on this long; then each ends through its machine.
         drainTimeout: config.drainTimeoutMs,
         // Two workers on one host need two health ports: a department worker takes a free one.
-        port: config.healthPort ?? (department ? 0 : 8081),
+        // (The SDK reads port 0 as "the default", so the free port is chosen here.)
+        port: config.healthPort ?? (department ? await freeTcpPort() : 8081),
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),

@@ -58,8 +58,8 @@ describeLive('live call over WebRTC', () => {
     const order = caller.heard.map((h) => h.agent).filter((a, i, all) => a !== all[i - 1]);
     expect(order).toEqual(['reception', 'billing', 'support']);
 
-    // Specialists offered a handoff to their own department (the machine refuses it; issue 17
-    // counts it as an extra model turn live): a figure here, until tools derive from the machine.
+    // Tools derive from the machine: no specialist is offered a handoff to its own department
+    // (which the machine would refuse, costing the caller a model turn).
     const selfHandoffsOffered = rig.model.requests.slice(requestsBefore).filter((request) => {
       const self = /You are the (billing|support|sales) specialist/.exec(
         JSON.stringify(request.messages.filter((m) => m.role === 'system')),
@@ -78,6 +78,7 @@ describeLive('live call over WebRTC', () => {
       modelRequests: rig.model.requests.length - requestsBefore,
       requestsOfferingSelfHandoff: selfHandoffsOffered,
     });
+    expect(selfHandoffsOffered).toBe(0);
   });
 
   it('a later call: the greeting is heard again from a warm worker', async () => {
