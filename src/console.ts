@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { llm } from '@livekit/agents';
+import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { ConfigError, hasOpenAI, loadConfig } from './config.js';
@@ -152,7 +153,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
   };
 }
 
-async function runCall(options: ConsoleOptions): Promise<void> {
+async function runCall(options: ConsoleOptions): Promise<number> {
   const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
@@ -228,6 +229,15 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
   });
+  // SIGINT (Ctrl-C) and SIGTERM end the call through the machine: reason `shutdown`, a goodbye,
+  // the `end` event, then the exit.
+  let stoppedBy: NodeJS.Signals | undefined;
+  const stop = (signal: NodeJS.Signals) => {
+    stoppedBy ??= signal;
+    void call.shutdown();
+  };
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+
   await call.start(options.caller ? { number: options.caller } : undefined);
 
   const say = async (line: string) => {
@@ -238,21 +248,50 @@ async function runCall(options: ConsoleOptions): Promise<void> {
     }
   };
 
-  if (lines) {
-    for (const line of lines) await say(line);
-  } else {
-    const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
-    call.done.then(() => input.close()).catch(() => {});
-    for await (const line of input) {
-      if (line.trim() !== '') await say(line.trim());
-      if (!call.active) break;
+  // The conversation runs beside the call: whatever ends the call (goodbye, hang-up, shutdown,
+  // the model giving up) ends this function, even with a reply still pending.
+  void (async () => {
+    if (lines) {
+      for (const line of lines) {
+        if (!call.active) return;
+        await say(line);
+      }
+    } else {
+      const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+      void call.done.then(() => input.close());
+      // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
+      if (process.stdin.isTTY) input.once('close', () => call.hangUp());
+      for await (const line of input) {
+        if (line.trim() !== '') await say(line.trim());
+        if (!call.active) return;
+      }
     }
+    // The script ran out (or piped input ended) without a goodbye: the caller hangs up.
+    call.hangUp();
+  })();
+
+  const end = await call.done;
+  process.off('SIGINT', stop).off('SIGTERM', stop);
+  // Closing the models and the inspector must not hold the exit.
+  await Promise.race([
+    Promise.all([call.close(), inspection.dispose()]),
+    new Promise((resolve) => setTimeout(resolve, 500).unref()),
+  ]);
+  if (stoppedBy) return 128 + (stoppedBy === 'SIGINT' ? 2 : 15);
+  if (end.reason === END_REASON_MODEL_UNAVAILABLE) {
+    const where = config.openai.baseURL ? new URL(config.openai.baseURL).host : 'api.openai.com';
+    process.stderr.write(
+      `console: the model at ${where} did not answer (${describeFailures(end.context)}); ` +
+        'check OPENAI_API_KEY and OPENAI_BASE_URL, or run with --model offline.\n',
+    );
+    return 1;
   }
-  // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
-  call.hangUp();
-  await call.done;
-  await call.close();
-  await inspection.dispose();
+  return 0;
+}
+
+function describeFailures(context: CallContext): string {
+  const kinds = [...new Set(context.reply.failures.map((f) => f.kind))];
+  return kinds.length > 0 ? kinds.join(', ') : 'no reply';
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -263,8 +302,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    await runCall(options);
-    return 0;
+    return await runCall(options);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`console: ${error.message}\n${USAGE}\n`);

@@ -116,6 +116,12 @@ export class ConsoleCall {
     this.#current.bridge.callerHungUp();
   }
 
+  /** The process is stopping: end the call through the machine, with a goodbye. */
+  async shutdown(): Promise<CallEnd> {
+    await this.#current.bridge.shutdown();
+    return this.done;
+  }
+
   async close(): Promise<void> {
     await Promise.all(this.#legs.map((leg) => leg.model.aclose()));
   }

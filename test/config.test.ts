@@ -35,6 +35,39 @@ describe('config', () => {
     expect(() => loadConfig({ MODEL_MODE: 'both' })).toThrow(/^Invalid MODEL_MODE/);
   });
 
+  it('reads the fault settings, and names a bad one in one line', () => {
+    const config = loadConfig({
+      HOLD_LINE_MS: '800',
+      FIRST_TOKEN_TIMEOUT_MS: '2500',
+      CHUNK_GAP_TIMEOUT_MS: '1500',
+      MODEL_RETRIES: '1',
+      RETRY_AFTER_CAP_MS: '3000',
+      MAX_FAILED_TURNS: '3',
+      OPENAI_FALLBACK_MODEL: 'gpt-4.1-nano',
+      HANDOFF_BRIDGE_LINE: 'off',
+    });
+    expect(config.reply).toEqual({
+      deadlines: { holdLineMs: 800, firstTokenMs: 2500, chunkGapMs: 1500 },
+      policy: { maxRetries: 1, maxFailedTurns: 3, retryAfterCapMs: 3000, backoffMs: 250 },
+    });
+    expect(config.models.fallback).toEqual({ llm: 'gpt-4.1-nano', baseURL: undefined });
+    expect(config.handoff.bridgeLine).toBe(false);
+    expect(loadConfig({}).handoff.bridgeLine).toBe(true);
+    for (const [name, value] of [
+      ['HOLD_LINE_MS', 'soon'],
+      ['FIRST_TOKEN_TIMEOUT_MS', '5'],
+      ['MAX_FAILED_TURNS', '0'],
+      ['HANDOFF_BRIDGE_LINE', 'maybe'],
+    ]) {
+      expect(() => loadConfig({ [name!]: value })).toThrow(
+        new RegExp(`^Invalid ${name}: .*\\.env`),
+      );
+    }
+    expect(() => loadConfig({ OPENAI_FALLBACK_BASE_URL: 'http://127.0.0.1:1/v1' })).toThrow(
+      /^OPENAI_FALLBACK_BASE_URL is set without OPENAI_FALLBACK_MODEL/,
+    );
+  });
+
   it('accepts a complete worker environment', () => {
     expect(() => requireWorkerCredentials(loadConfig(LIVE))).not.toThrow();
     const { OPENAI_API_KEY: _, ...withBaseUrl } = LIVE;

@@ -2,7 +2,7 @@
  * `npm run console` end to end, as a child process: --script --json with the offline model and
  * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -205,4 +205,89 @@ describe('console errors', () => {
     expect(run.stdout).toBe('');
     expect(run.stderr.split('\n')[0]).toMatch(message);
   });
+});
+
+describe('console with a failing model (real OpenAI plugin, fault-injecting server)', () => {
+  let faulty: OpenAICompatibleServer;
+  beforeAll(async () => {
+    faulty = await startOpenAICompatibleServer(offlineBrain);
+  });
+  afterAll(() => faulty.close());
+  const fastFaults = {
+    HOLD_LINE_MS: '300',
+    FIRST_TOKEN_TIMEOUT_MS: '800',
+    CHUNK_GAP_TIMEOUT_MS: '500',
+    RETRY_AFTER_CAP_MS: '200',
+  };
+
+  it.each(['in-process', 'dispatch'])(
+    '%s: a model that goes down after the handoff gets apologies, then an end with model-unavailable and exit 1',
+    async (mode) => {
+      // Reception's request works; then every request fails (billing's opening and after).
+      faulty.fault({ delayMs: 0 }, ...Array.from({ length: 30 }, () => ({ status: 503 })));
+      const run = await runConsole(
+        ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', mode],
+        { OPENAI_BASE_URL: faulty.url, ...fastFaults },
+      );
+      faulty.clearFaults(); // leave nothing for the next test
+      const events = parseLines(run.stdout);
+      const billing = events.filter((e) => e.type === 'say' && e.agent === 'billing');
+      // Each turn: the hold line while the retries back off, then the apology; the second
+      // failed turn in a row ends the call with an apology in the goodbye.
+      expect(billing.map((e) => e.text)).toEqual([
+        'One moment, please.',
+        "Sorry, I'm having some trouble on my side. Could you say that again?",
+        'One moment, please.',
+        expect.stringContaining('our system is having trouble right now'),
+      ]);
+      expect(events.filter((e) => e.type === 'end')).toEqual([
+        { type: 'end', reason: 'model-unavailable' },
+      ]);
+      expect(events.at(-1)).toEqual({ type: 'end', reason: 'model-unavailable' });
+      expect(run.code).toBe(1);
+      expect(run.stderr).toContain(`the model at ${new URL(faulty.url).host} did not answer`);
+      expect(run.stderr).toContain('check OPENAI_API_KEY and OPENAI_BASE_URL');
+    },
+  );
+});
+
+describe('console shutdown', () => {
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)(
+    '%s mid-call ends the call through the machine: a goodbye, one end, exit %i',
+    async (signal, code) => {
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), '--json'],
+        {
+          cwd: ROOT,
+          env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error' },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      const greeted = new Promise<void>((resolve) => {
+        child.stdout.on('data', (data: Buffer) => {
+          stdout += data.toString();
+          if (stdout.includes('"greeting.spoken"')) resolve();
+        });
+      });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      child.stdin.write('I was charged twice\n'); // the call is under way; stdin stays open
+      await greeted;
+      const sent = performance.now();
+      child.kill(signal);
+      const exitCode = await exited;
+      const tookMs = performance.now() - sent;
+      const events = parseLines(stdout);
+      expect(exitCode).toBe(code);
+      expect(events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', reason: 'shutdown' }]);
+      expect(events.filter((e) => e.type === 'say').at(-1)?.text).toMatch(
+        /we have to end this call now/,
+      );
+      expect(tookMs).toBeLessThan(2_000);
+    },
+  );
 });

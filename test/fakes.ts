@@ -274,7 +274,11 @@ export type Fault =
   /** A plain JSON completion although a stream was asked for. */
   | { plainJson: true }
   /** The normal answer, after holding the first chunk this long. */
-  | { delayMs: number };
+  | { delayMs: number }
+  /** Every tool call streamed with `index: 0`, each with its own id (seen from some providers). */
+  | { sharedToolIndex: true }
+  /** The tool calls are streamed, then the content filter stops the reply. */
+  | { toolThenContentFilter: true };
 
 export interface OpenAICompatibleServer {
   /** Base URL to give the OpenAI client, e.g. http://127.0.0.1:PORT/v1 */
@@ -285,6 +289,8 @@ export interface OpenAICompatibleServer {
   fault(...faults: Fault[]): void;
   /** Faults not yet met. */
   readonly pendingFaults: number;
+  /** Forget the faults not yet met. */
+  clearFaults(): void;
   close(): Promise<void>;
 }
 
@@ -372,9 +378,13 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     const delta = (d: Record<string, unknown>, finish: string | null = null) =>
       frame({ choices: [{ index: 0, delta: d, finish_reason: finish }] });
     const frames = [delta({ role: 'assistant', content: '' })];
-    const filtered = fault !== undefined && 'contentFilter' in fault;
+    const filtered =
+      fault !== undefined && ('contentFilter' in fault || 'toolThenContentFilter' in fault);
+    const shared = fault !== undefined && 'sharedToolIndex' in fault;
     const empty = fault !== undefined && 'empty' in fault;
-    if (!filtered && !empty) {
+    if (shared) toolCalls.forEach((t) => (t.index = 0));
+    const blank = empty || (fault !== undefined && 'contentFilter' in fault);
+    if (!blank) {
       for (const piece of (reply.text ?? '').match(/.{1,12}/gs) ?? []) {
         frames.push(delta({ content: piece }));
       }
@@ -431,6 +441,7 @@ export async function startOpenAICompatibleServer(brain: Brain): Promise<OpenAIC
     get pendingFaults() {
       return faults.length;
     },
+    clearFaults: () => void faults.splice(0),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -6,7 +6,9 @@
  * Deadlines are shortened (hold 300 ms, first token 600 ms, gap 400 ms) so the suite is quick;
  * the assertions are about order and silence, never about exact durations.
  */
+import { llm } from '@livekit/agents';
 import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { AgentName } from '../machines/callMachine.js';
 import { loadConfig } from '../src/config.js';
 import { LINES } from '../src/lines.js';
@@ -276,5 +278,49 @@ describe('hang-ups are immediate', () => {
     expect(end.reason).toBe('shutdown');
     expect(c.said('reception').at(-1)).toBe(LINES.shutdown('Acme'));
     expect(c.events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', reason: 'shutdown' }]);
+  });
+});
+
+describe('stream shapes the SDK mis-parses', () => {
+  const noteMood = () =>
+    llm.tool({
+      name: 'note_mood',
+      description: 'Note the caller’s mood.',
+      parameters: z.object({ mood: z.string() }),
+      execute: async ({ mood }) => {
+        moods.push(mood);
+        return undefined;
+      },
+    });
+  const moods: string[] = [];
+  const both = { toolCalls: [call('note_mood', { mood: 'upset' }), handoffTo('billing')] };
+
+  it('two tool calls sharing one index with different ids both run (mended on the wire)', async () => {
+    moods.length = 0;
+    const { c } = await faultyCall(
+      [{ sharedToolIndex: true }],
+      { extraTools: (agent) => (agent === 'reception' ? [noteMood()] : []) },
+      scriptedBrain({ 'charged twice': both }),
+    );
+    await c.say('charged twice');
+    await c.until(() => c.bridge.speakingAgent === 'billing', 'billing on the line');
+    expect(moods).toEqual(['upset']); // agents 1.9 alone drops this first call
+    expect(c.bridge.state).toBe('billing');
+    c.bridge.callerHungUp();
+    await c.bridge.done;
+  });
+
+  it('a tool call stopped by the content filter is not run, and the caller hears the filtered line (known limit)', async () => {
+    const { c, failures } = await faultyCall(
+      [{ toolThenContentFilter: true }],
+      {},
+      scriptedBrain({ 'charged twice': { toolCalls: [handoffTo('billing')] } }),
+    );
+    await c.say('charged twice');
+    expect(c.bridge.state).toBe('intent');
+    expect(failures()).toMatchObject([{ kind: 'filtered', decision: 'apologise' }]);
+    expect(c.said('reception').at(-1)).toBe(LINES.replyFailed('filtered'));
+    c.bridge.callerHungUp();
+    await c.bridge.done;
   });
 });

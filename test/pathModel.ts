@@ -10,9 +10,11 @@
  *   - the number of handoffs so far (capped by MODEL_MAX_HANDOFFS = 2: the cap guard behaves the
  *     same at 2 as at 4, and 2 keeps paths short),
  *   - while the model turn that made the last accepted change is still open, which agent made
- *     it (a same-turn request hits the one-per-turn guard, and can only be a tool that agent has).
+ *     it (a same-turn request hits the one-per-turn guard, and can only be a tool that agent has),
+ *   - the failed model turns in a row (under MODEL_REPLY_POLICY: one retry, two failed turns),
+ *     and whether a transfer has failed: the reply-health guards read these.
  * Timestamps, the refusal log and the exact reason texts are left out: they grow without bound
- * and no guard reads them. That gives at most 6 leaf states x 2 x 3 x 5 = 180 states, of which about 30 are reachable.
+ * and no guard reads them.
  */
 import {
   type AnyStateNode,

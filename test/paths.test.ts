@@ -3,6 +3,8 @@
  * executed against the real agent layer. `npm run test:paths` prints the coverage and fails
  * below 100%.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   activeStates,
@@ -63,4 +65,8 @@ afterAll(() => {
   if (missing.length > 0) process.stdout.write(`not covered:\n  ${missing.join('\n  ')}\n`);
   expect(rejections.errors).toEqual([]);
   expect(missing, line).toEqual([]);
+  // The README quotes these figures; they must not go stale.
+  const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+  expect(readme, 'README: the coverage line').toContain(line);
+  expect(readme, 'README: the number of paths').toContain(`(${paths.length} paths today)`);
 });

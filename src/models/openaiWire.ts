@@ -2,7 +2,8 @@
  * What the OpenAI wire says that the SDK drops on the way up: the `Retry-After` of a refused
  * request, a `content_filter` finish, a plain JSON body where a stream was asked for. The
  * OpenAI client is given a `fetch` that notes these per request; the reply guard reads them
- * when it classifies a failure.
+ * when it classifies a failure. The same `fetch` mends one stream shape the SDK mis-parses
+ * (see `mendStream`).
  */
 
 export interface WireNote {
@@ -45,23 +46,70 @@ export class WireObserver {
       note.notAStream = true;
       return response;
     }
-    // Watch the stream go by for a content-filter finish; the chunks pass through unchanged.
-    const decoder = new TextDecoder();
-    let tail = '';
-    const watch = new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        const text = tail + decoder.decode(chunk, { stream: true });
-        if (/"finish_reason"\s*:\s*"content_filter"/.test(text)) note.filtered = true;
-        tail = text.slice(-64);
-        controller.enqueue(chunk);
-      },
-    });
-    return new Response(response.body.pipeThrough(watch), {
+    return new Response(response.body.pipeThrough(mendStream(note)), {
       status: response.status,
       statusText: response.statusText,
       headers: response.headers,
     });
   };
+}
+
+/**
+ * The event stream on its way to the SDK, one `data:` line at a time:
+ * - a `content_filter` finish is noted (the SDK ignores finish reasons);
+ * - a tool call that reuses the `index` of an earlier one with a new `id` gets an index of its
+ *   own. The SDK (agents 1.9, `inference/llm.ts` parseChoice) starts a new call only when the
+ *   index changes, so without this the first call is silently replaced by the second.
+ * Everything else passes through byte for byte.
+ */
+function mendStream(note: WireNote): TransformStream<Uint8Array, Uint8Array> {
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let pending = '';
+  /** Provider index -> [id, the index the SDK sees]. */
+  const calls = new Map<number, { id: string; index: number }>();
+  let nextIndex = 0;
+  const mend = (line: string): string => {
+    if (!line.startsWith('data:') || line.includes('[DONE]')) return line;
+    let chunk: { choices?: { delta?: { tool_calls?: ToolCallDelta[] }; finish_reason?: string }[] };
+    try {
+      chunk = JSON.parse(line.slice(5));
+    } catch {
+      return line;
+    }
+    let changed = false;
+    for (const choice of chunk.choices ?? []) {
+      if (choice.finish_reason === 'content_filter') note.filtered = true;
+      for (const call of choice.delta?.tool_calls ?? []) {
+        const known = calls.get(call.index);
+        if (call.id && known?.id !== call.id) {
+          calls.set(call.index, { id: call.id, index: nextIndex++ });
+        }
+        const seen = calls.get(call.index);
+        if (seen && seen.index !== call.index) {
+          call.index = seen.index;
+          changed = true;
+        }
+      }
+    }
+    return changed ? `data: ${JSON.stringify(chunk)}` : line;
+  };
+  return new TransformStream({
+    transform(bytes, controller) {
+      pending += decoder.decode(bytes, { stream: true });
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      if (lines.length > 0) controller.enqueue(encoder.encode(lines.map(mend).join('\n') + '\n'));
+    },
+    flush(controller) {
+      if (pending) controller.enqueue(encoder.encode(mend(pending)));
+    },
+  });
+}
+
+interface ToolCallDelta {
+  index: number;
+  id?: string;
 }
 
 export function parseRetryAfter(headers: Headers): number | undefined {
