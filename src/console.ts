@@ -18,7 +18,7 @@ import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
 import type { WireObserver } from './models/openaiWire.js';
-import { runVoiceCall } from './voice/voiceConsole.js';
+import { requireSpeechEngines, runVoiceCall } from './voice/voiceConsole.js';
 
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
@@ -154,6 +154,7 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
 }
 
 async function runCall(options: ConsoleOptions): Promise<number> {
+  if (options.voice) await requireSpeechEngines();
   const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
@@ -213,7 +214,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
       ...(options.timeline ? { timeline: options.timeline } : {}),
     });
     await inspection.dispose();
-    return;
+    return 0;
   }
 
   // Text only: no STT, TTS or VAD, and no room.

@@ -36,9 +36,14 @@ export interface VoiceConsoleOptions {
   timeline?: string;
 }
 
-export async function runVoiceCall(options: VoiceConsoleOptions): Promise<void> {
+/** Fail before anything is printed when flite, pocketsphinx or sox is missing. */
+export async function requireSpeechEngines(): Promise<void> {
   const missing = await missingSpeechEngines();
   if (missing) throw new ConfigError(`--voice: ${missing}`);
+}
+
+export async function runVoiceCall(options: VoiceConsoleOptions): Promise<void> {
+  await requireSpeechEngines();
 
   const seconds = (ms: number) => (ms / 1000).toFixed(1);
   const onEvent = (event: VoiceEvent) => {
