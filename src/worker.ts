@@ -68,7 +68,7 @@ function createSession(config: Config, proc: JobProcess) {
   }
   const ttsFor = createVoices(config);
   const session = new voice.AgentSession({
-    stt: createOpenAISTT(config),
+    stt: createOpenAISTT(config, proc.userData.vad as VAD),
     llm: createOpenAILLM(config, wire),
     tts: ttsFor('reception'),
     vad: proc.userData.vad as VAD,

@@ -1,0 +1,155 @@
+/**
+ * Speech providers with the SDK's fallbacks:
+ *
+ * - STT: `stt.FallbackAdapter` over the realtime transcription websocket, the same provider's
+ *   HTTP transcription endpoint (wrapped with the session's VAD by the adapter), and a second
+ *   provider when configured. A websocket refused at the start or closed mid-call moves the
+ *   stream to the next one at once; the adapter probes the failed one in the background.
+ * - TTS: `tts.FallbackAdapter` over the agent's voice and a fallback (another voice or
+ *   provider; by default the same voice asked again). The session splits replies into
+ *   sentences for these non-streaming voices, so a sentence whose request fails or stalls is
+ *   spoken by the next one instead of being skipped.
+ *
+ * The OpenAI client's timeout covers only the response headers, and the plugin reads a speech
+ * body whole: a stalled body would hang the line forever. Every speech request therefore goes
+ * through a `fetch` that aborts it when no headers or no new bytes arrive in time.
+ */
+import { type VAD, stt, tts } from '@livekit/agents';
+import * as openai from '@livekit/agents-plugin-openai';
+import OpenAI from 'openai';
+import type { AgentName } from '../../machines/callMachine.js';
+import type { Config } from '../config.js';
+
+/** The label of an adapter's own error: every provider in it failed. */
+export const STT_ADAPTER_LABEL = 'stt.FallbackAdapter';
+export const TTS_ADAPTER_LABEL = 'tts.FallbackAdapter';
+
+/** Thrown into a speech body that stopped: its name makes the plugin treat it as cancelled. */
+class SpeechStalled extends Error {
+  override name = 'AbortError';
+}
+
+/**
+ * A `fetch` that fails a request when its headers, or the next bytes of its body, take longer
+ * than `timeoutMs`. The plugin reads an aborted body as no audio, so the fallback speaks.
+ */
+export function deadlineFetch(timeoutMs: number): typeof fetch {
+  return async (input, init) => {
+    const abort = new AbortController();
+    const signal = init?.signal ? AbortSignal.any([init.signal, abort.signal]) : abort.signal;
+    let timer = setTimeout(() => abort.abort(new SpeechStalled('no headers')), timeoutMs);
+    let response: Response;
+    try {
+      response = await fetch(input, { ...init, signal });
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!response.body) return response;
+    const reader = response.body.getReader();
+    const body = new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        timer = setTimeout(() => {
+          abort.abort(new SpeechStalled('body stalled'));
+          void reader.cancel().catch(() => {});
+          controller.error(new SpeechStalled('body stalled'));
+        }, timeoutMs);
+        try {
+          const { done, value } = await reader.read();
+          clearTimeout(timer);
+          if (done) controller.close();
+          else controller.enqueue(value);
+        } catch (error) {
+          clearTimeout(timer);
+          try {
+            controller.error(error);
+          } catch {
+            // already errored by the deadline
+          }
+        }
+      },
+      cancel: (reason) => reader.cancel(reason),
+    });
+    return new Response(body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  };
+}
+
+function client(config: Config, baseURL: string | undefined): OpenAI {
+  return new OpenAI({
+    apiKey: config.openai.apiKey ?? 'no-key',
+    ...(baseURL ? { baseURL } : {}),
+    maxRetries: 0,
+    timeout: config.speech.timeoutMs,
+    fetch: deadlineFetch(config.speech.timeoutMs),
+  });
+}
+
+/**
+ * Speech-to-text with fallbacks. Without a VAD (nothing to cut the HTTP endpoint's utterances
+ * with) it is the realtime websocket alone.
+ */
+export function createSpeechToText(config: Config, vad?: VAD): stt.STT {
+  const auth = {
+    apiKey: config.openai.apiKey ?? 'no-key',
+    ...(config.openai.baseURL ? { baseURL: config.openai.baseURL } : {}),
+  };
+  const realtime = new openai.STT({ model: config.models.stt, ...auth });
+  if (!vad) return realtime;
+  const instances: stt.STT[] = [
+    realtime,
+    new openai.STT({ model: config.models.stt, useRealtime: false, ...auth }),
+  ];
+  const second = config.speech.sttFallback;
+  if (second) {
+    instances.push(
+      new openai.STT({
+        model: second.model,
+        useRealtime: false,
+        apiKey: auth.apiKey,
+        ...(second.baseURL ? { baseURL: second.baseURL } : {}),
+      }),
+    );
+  }
+  return new stt.FallbackAdapter({
+    sttInstances: instances,
+    vad,
+    // A refused or closed provider is left at once for the next; the adapter probes it again.
+    maxRetryPerSTT: 0,
+    retryIntervalMs: 500,
+  });
+}
+
+/** One voice per agent, each with its fallback, so the caller hears the change of agent. */
+export function createSpeechVoices(config: Config): (agent: AgentName) => tts.TTS {
+  const main = client(config, config.openai.baseURL);
+  const fallback = config.speech.ttsFallback;
+  const second = fallback.baseURL ? client(config, fallback.baseURL) : main;
+  const cache = new Map<AgentName, tts.TTS>();
+  return (agent) => {
+    let voice = cache.get(agent);
+    if (!voice) {
+      const own = config.models.voices[agent];
+      voice = new tts.FallbackAdapter({
+        ttsInstances: [
+          new openai.TTS({
+            model: config.models.tts,
+            voice: own as openai.TTSVoices,
+            client: main,
+          }),
+          new openai.TTS({
+            model: fallback.model ?? config.models.tts,
+            voice: (fallback.voice ?? own) as openai.TTSVoices,
+            client: second,
+          }),
+        ],
+        // The plugin cannot retry a request by itself: the next voice is the retry.
+        maxRetryPerTTS: 0,
+      });
+      cache.set(agent, voice);
+    }
+    return voice;
+  };
+}
