@@ -34,6 +34,7 @@ import {
   type CallerInfo,
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
+  END_REASON_SPEECH_UNAVAILABLE,
   type RefusalRecord,
   type ReplyPolicy,
   callMachine,
@@ -67,6 +68,7 @@ import {
   type ReplyDecision,
   type ReplyReporter,
 } from './replyGuard.js';
+import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js';
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
@@ -122,6 +124,8 @@ export interface CallBridgeOptions {
   wire?: WireObserver;
   /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** How long recognition may be down before a transfer or a goodbye (SPEECH_OUTAGE_MS). */
+  speechOutageMs?: number;
 }
 
 export interface CallStartOptions {
@@ -170,6 +174,8 @@ export class CallBridge implements CallControl {
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
   readonly #saidAhead: string[] = [];
+  /** Reports the speech providers' health to the machine; keeps the outage clock. */
+  readonly #speechHealth: SpeechHealthMonitor;
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -187,6 +193,15 @@ export class CallBridge implements CallControl {
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     this.#replies = this.#replyReporter(options);
+    this.#speechHealth = new SpeechHealthMonitor(
+      {
+        send: (event) => this.request(event),
+        isLive: () => !this.#ended && this.#actorStarted,
+        log: this.#log,
+      },
+      options.speechOutageMs ?? DEFAULT_SPEECH_OUTAGE_MS,
+    );
+    this.#speechHealth.watchSession(this.#session);
 
     const machine = callMachine.provide({
       actions: {
@@ -202,6 +217,11 @@ export class CallBridge implements CallControl {
         retryReply: (_, { delayMs }) => (this.#replyDecision = { retryInMs: delayMs }),
         apologiseForReply: (_, { kind }) =>
           (this.#replyDecision = { say: LINES.replyFailed(kind), interrupt: kind === 'cut' }),
+        reportHearingTrouble: () => {
+          this.#speechHealth.startOutageClock();
+          if (!this.#ended) this.#speak(LINES.hearingTrouble, true);
+        },
+        hearingRestored: () => this.#speechHealth.stopOutageClock(),
       },
     });
     this.actor = createActor(machine, {
@@ -371,6 +391,7 @@ export class CallBridge implements CallControl {
             .truncate(this.#historyItems)
         : undefined;
     const tts = this.#options.ttsFor?.(name);
+    this.#speechHealth.watchVoice(tts);
     // The tools read the agent they belong to once it exists.
     const ref: { agent?: CallAgent } = {};
     ref.agent = new CallAgent({
@@ -484,9 +505,12 @@ export class CallBridge implements CallControl {
     return historyLines(this.#session.history);
   }
 
+  /** Spoken only once its audio played out; cut short (or the session closed under it), not. */
   async #greet(): Promise<void> {
-    await this.#speak(LINES.greeting(this.#options.companyName), true).waitForPlayout();
-    if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
+    const handle = this.#speak(LINES.greeting(this.#options.companyName), true);
+    await handle.waitForPlayout();
+    if (this.actor.getSnapshot().status !== 'active' || this.#sessionClosed) return;
+    this.actor.send({ type: handle.interrupted ? 'greeting.interrupted' : 'greeting.spoken' });
   }
 
   /** An actor that was never started reports status `active` but queues events: start it once. */
@@ -521,6 +545,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#speechHealth.stop();
     this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#requested?.retire();
@@ -548,6 +573,7 @@ export class CallBridge implements CallControl {
     const company = this.#options.companyName;
     if (reason === END_REASON_MODEL_UNAVAILABLE) return LINES.modelUnavailable(company);
     if (reason === END_REASON_SHUTDOWN) return LINES.shutdown(company);
+    if (reason === END_REASON_SPEECH_UNAVAILABLE) return LINES.speechUnavailable(company);
     return LINES.goodbye(company);
   }
 

@@ -13,6 +13,7 @@ import {
 } from '../machines/callMachine.js';
 import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
 import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
+import { DEFAULT_SPEECH_OUTAGE_MS, DEFAULT_SPEECH_TIMEOUT_MS } from './speechHealth.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
 export class ConfigError extends Error {
@@ -177,9 +178,6 @@ export interface SpeechConfig {
   /** Recognition down this long: a transfer to a person where configured, else a goodbye. */
   outageMs: number;
 }
-
-export const DEFAULT_SPEECH_TIMEOUT_MS = 1500;
-export const DEFAULT_SPEECH_OUTAGE_MS = 15_000;
 
 export interface TelephonyConfig {
   /** Vobiz trunk domain, e.g. abc123.sip.vobiz.ai: where outbound calls go. */

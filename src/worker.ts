@@ -155,6 +155,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     reply: config.reply,
     wire,
     bridgeLine: config.handoff.bridgeLine,
+    speechOutageMs: config.speech.outageMs,
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),

@@ -20,6 +20,55 @@ import OpenAI from 'openai';
 import type { AgentName } from '../../machines/callMachine.js';
 import type { Config } from '../config.js';
 
+/**
+ * An HTTP transcription provider that says how each utterance went. The SDK's StreamAdapter
+ * logs a failed recognition and goes on, so without this nobody would know the caller's words
+ * were lost. `recognition` events: `{ ok: true }` or `{ ok: false, error }`.
+ */
+export class WatchedSTT extends stt.STT {
+  readonly inner: stt.STT;
+  label: string;
+
+  constructor(inner: stt.STT) {
+    super(inner.capabilities);
+    this.inner = inner;
+    this.label = inner.label;
+  }
+
+  protected async _recognize(
+    frame: Parameters<stt.STT['recognize']>[0],
+    abortSignal?: AbortSignal,
+  ): Promise<stt.SpeechEvent> {
+    const emitter = this as unknown as NodeJS.EventEmitter;
+    try {
+      const event = await this.inner.recognize(frame, abortSignal);
+      emitter.emit('recognition', { ok: true });
+      return event;
+    } catch (error) {
+      if (!abortSignal?.aborted) emitter.emit('recognition', { ok: false, error });
+      throw error;
+    }
+  }
+
+  stream(): stt.SpeechStream {
+    throw new Error('HTTP transcription does not stream; the fallback adapter wraps it with a VAD');
+  }
+
+  override async close(): Promise<void> {
+    await this.inner.close();
+  }
+}
+
+const providers = new WeakMap<stt.FallbackAdapter, stt.STT[]>();
+
+/**
+ * The providers an adapter built here was given, in its order (it wraps HTTP ones in the SDK's
+ * StreamAdapter, which hides them).
+ */
+export function speechProvidersOf(adapter: stt.FallbackAdapter): stt.STT[] {
+  return providers.get(adapter) ?? adapter.sttInstances;
+}
+
 /** The label of an adapter's own error: every provider in it failed. */
 export const STT_ADAPTER_LABEL = 'stt.FallbackAdapter';
 export const TTS_ADAPTER_LABEL = 'tts.FallbackAdapter';
@@ -100,26 +149,30 @@ export function createSpeechToText(config: Config, vad?: VAD): stt.STT {
   if (!vad) return realtime;
   const instances: stt.STT[] = [
     realtime,
-    new openai.STT({ model: config.models.stt, useRealtime: false, ...auth }),
+    new WatchedSTT(new openai.STT({ model: config.models.stt, useRealtime: false, ...auth })),
   ];
   const second = config.speech.sttFallback;
   if (second) {
     instances.push(
-      new openai.STT({
-        model: second.model,
-        useRealtime: false,
-        apiKey: auth.apiKey,
-        ...(second.baseURL ? { baseURL: second.baseURL } : {}),
-      }),
+      new WatchedSTT(
+        new openai.STT({
+          model: second.model,
+          useRealtime: false,
+          apiKey: auth.apiKey,
+          ...(second.baseURL ? { baseURL: second.baseURL } : {}),
+        }),
+      ),
     );
   }
-  return new stt.FallbackAdapter({
+  const adapter = new stt.FallbackAdapter({
     sttInstances: instances,
     vad,
     // A refused or closed provider is left at once for the next; the adapter probes it again.
     maxRetryPerSTT: 0,
     retryIntervalMs: 500,
   });
+  providers.set(adapter, instances);
+  return adapter;
 }
 
 /** One voice per agent, each with its fallback, so the caller hears the change of agent. */
