@@ -255,7 +255,14 @@ export class CallBridge implements CallControl {
     // A listener must exist: without one the SDK's emit throws and the request's retry is lost.
     // Failures are reported to the machine by the reply guard; this only logs.
     this.#session.on(voice.AgentSessionEventTypes.Error, ({ error, source }) => {
-      const label = (source as { label?: () => string } | undefined)?.label?.() ?? 'model';
+      // An LLM's label is a method, a speech provider's a string.
+      const raw = (source as { label?: unknown } | undefined)?.label;
+      const label =
+        typeof raw === 'function'
+          ? String(raw.call(source))
+          : typeof raw === 'string'
+            ? raw
+            : 'model';
       this.#log.debug({ err: error, source: label }, 'session reported an error');
     });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {

@@ -126,6 +126,27 @@ export function deadlineFetch(timeoutMs: number): typeof fetch {
   };
 }
 
+/**
+ * The VAD for the adapter's HTTP providers, whose streams close their VAD stream once. In
+ * agents 1.9 the fallback stream closes its current provider's stream twice when the session
+ * ends (on abort and again in its own cleanup), and a second VADStream.close rejects unhandled.
+ */
+function closingOnce(vad: VAD): VAD {
+  const wrapper = Object.create(vad) as VAD;
+  wrapper.stream = () => {
+    const stream = vad.stream();
+    const close = stream.close.bind(stream);
+    let closed = false;
+    stream.close = () => {
+      if (closed) return;
+      closed = true;
+      close();
+    };
+    return stream;
+  };
+  return wrapper;
+}
+
 function client(config: Config, baseURL: string | undefined): OpenAI {
   return new OpenAI({
     apiKey: config.openai.apiKey ?? 'no-key',
@@ -166,7 +187,7 @@ export function createSpeechToText(config: Config, vad?: VAD): stt.STT {
   }
   const adapter = new stt.FallbackAdapter({
     sttInstances: instances,
-    vad,
+    vad: closingOnce(vad),
     // A refused or closed provider is left at once for the next; the adapter probes it again.
     maxRetryPerSTT: 0,
     retryIntervalMs: 500,
