@@ -13,7 +13,11 @@ import {
 } from '../machines/callMachine.js';
 import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
 import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
-import { DEFAULT_SPEECH_OUTAGE_MS, DEFAULT_SPEECH_TIMEOUT_MS } from './speechHealth.js';
+import {
+  DEFAULT_SPEECH_GAP_TIMEOUT_MS,
+  DEFAULT_SPEECH_OUTAGE_MS,
+  DEFAULT_SPEECH_TIMEOUT_MS,
+} from './speechHealth.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
 export class ConfigError extends Error {
@@ -97,6 +101,7 @@ const EnvSchema = z.object({
   OPENAI_TTS_FALLBACK_MODEL: optionalString,
   OPENAI_TTS_FALLBACK_BASE_URL: optionalString,
   SPEECH_TIMEOUT_MS: milliseconds(200, 30_000),
+  SPEECH_GAP_TIMEOUT_MS: milliseconds(100, 30_000),
   SPEECH_OUTAGE_MS: milliseconds(1000, 300_000),
 });
 
@@ -173,8 +178,10 @@ export interface SpeechConfig {
     model: string | undefined;
     baseURL: string | undefined;
   };
-  /** The longest wait for a speech response's headers or its next bytes before it counts as failed. */
+  /** The longest wait for a speech response's headers before it counts as failed. */
   timeoutMs: number;
+  /** The longest gap between a speech body's bytes before it counts as stalled. */
+  gapTimeoutMs: number;
   /** Recognition down this long: a transfer to a person where configured, else a goodbye. */
   outageMs: number;
 }
@@ -294,6 +301,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
         baseURL: e.OPENAI_TTS_FALLBACK_BASE_URL,
       },
       timeoutMs: e.SPEECH_TIMEOUT_MS ?? DEFAULT_SPEECH_TIMEOUT_MS,
+      gapTimeoutMs: e.SPEECH_GAP_TIMEOUT_MS ?? DEFAULT_SPEECH_GAP_TIMEOUT_MS,
       outageMs: e.SPEECH_OUTAGE_MS ?? DEFAULT_SPEECH_OUTAGE_MS,
     },
     logLevel: e.LOG_LEVEL,

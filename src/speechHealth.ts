@@ -19,12 +19,15 @@ import type { CallEvent, SpeechFailureReason, SpeechKind } from '../machines/cal
 import {
   STT_ADAPTER_LABEL,
   TTS_ADAPTER_LABEL,
+  VOICE_FAILED,
   WatchedSTT,
   speechProvidersOf,
 } from './models/speech.js';
 
-/** A speech response with no headers or no new bytes this long has failed (SPEECH_TIMEOUT_MS). */
-export const DEFAULT_SPEECH_TIMEOUT_MS = 1500;
+/** A speech response with no headers this long has failed (SPEECH_TIMEOUT_MS). */
+export const DEFAULT_SPEECH_TIMEOUT_MS = 3000;
+/** A speech body with no new bytes this long has stalled (SPEECH_GAP_TIMEOUT_MS). */
+export const DEFAULT_SPEECH_GAP_TIMEOUT_MS = 750;
 /** Recognition down this long: a transfer or a goodbye (SPEECH_OUTAGE_MS). */
 export const DEFAULT_SPEECH_OUTAGE_MS = 15_000;
 
@@ -135,9 +138,14 @@ export class SpeechHealthMonitor {
     if (!(speech instanceof tts.FallbackAdapter) || this.#voices.has(speech)) return;
     this.#voices.add(speech);
     let reason: SpeechFailureReason | null = null;
-    speech.on('error', (failure) => {
-      if (failure.label !== TTS_ADAPTER_LABEL) reason = speechFailureReason(failure.error);
-    });
+    const voiceFailed = ({ error, last }: { error: unknown; last: boolean }) => {
+      if (!last) reason = speechFailureReason(error);
+      else this.#failed('tts', speechFailureReason(error), 0);
+    };
+    (speech as unknown as NodeJS.EventEmitter).on(VOICE_FAILED, voiceFailed);
+    for (const child of speech.ttsInstances) {
+      (child as unknown as NodeJS.EventEmitter).on(VOICE_FAILED, voiceFailed);
+    }
     const emitter = speech as unknown as NodeJS.EventEmitter;
     emitter.on('tts_availability_changed', ({ available }: Availability) => {
       const remaining = speech.status.filter((s) => s.available).length;

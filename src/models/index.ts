@@ -63,8 +63,6 @@ export function callSessionOptions(
       // Speech-to-text keeps trying its providers for as long as the call lasts: while none
       // hears, the machine decides (a line, then a person or a goodbye after SPEECH_OUTAGE_MS).
       sttConnOptions: { maxRetry: Number.MAX_SAFE_INTEGER, retryIntervalMs: 1000 },
-      // A line every voice failed is tried once more before the machine hears of it.
-      ttsConnOptions: { maxRetry: 1, retryIntervalMs: 500 },
       maxUnrecoverableErrors: Number.MAX_SAFE_INTEGER,
     },
   };

@@ -79,10 +79,10 @@ class SpeechStalled extends Error {
 }
 
 /**
- * A `fetch` that fails a request when its headers, or the next bytes of its body, take longer
- * than `timeoutMs`. The plugin reads an aborted body as no audio, so the fallback speaks.
+ * A `fetch` that fails a request when its headers take longer than `timeoutMs`, or the next
+ * bytes of its body longer than `gapMs`. The plugin reads an aborted body as no audio, so the fallback speaks.
  */
-export function deadlineFetch(timeoutMs: number): typeof fetch {
+export function deadlineFetch(timeoutMs: number, gapMs: number): typeof fetch {
   return async (input, init) => {
     const abort = new AbortController();
     const signal = init?.signal ? AbortSignal.any([init.signal, abort.signal]) : abort.signal;
@@ -101,7 +101,7 @@ export function deadlineFetch(timeoutMs: number): typeof fetch {
           abort.abort(new SpeechStalled('body stalled'));
           void reader.cancel().catch(() => {});
           controller.error(new SpeechStalled('body stalled'));
-        }, timeoutMs);
+        }, gapMs);
         try {
           const { done, value } = await reader.read();
           clearTimeout(timer);
@@ -153,7 +153,7 @@ function client(config: Config, baseURL: string | undefined): OpenAI {
     ...(baseURL ? { baseURL } : {}),
     maxRetries: 0,
     timeout: config.speech.timeoutMs,
-    fetch: deadlineFetch(config.speech.timeoutMs),
+    fetch: deadlineFetch(config.speech.timeoutMs, config.speech.gapTimeoutMs),
   });
 }
 
@@ -196,6 +196,55 @@ export function createSpeechToText(config: Config, vad?: VAD): stt.STT {
   return adapter;
 }
 
+/** What a voice emits when it could not speak a line (the speech-health monitor listens). */
+export const VOICE_FAILED = 'voice_failed';
+
+type Run = () => Promise<void>;
+
+/**
+ * Run a chunked synthesis so that a failure ends it without audio instead of throwing. In
+ * agents 1.9 a ChunkedStream whose run throws rejects a promise nobody handles (an unhandled
+ * rejection, fatal to a Node process by default), and a wrapper the session puts around the
+ * voice re-emits its `error` event with nobody listening. A stream that ends without audio is
+ * what the fallback adapter moves on from; the failure itself goes to `report`.
+ */
+function quietly<T extends object>(stream: T, report: (error: unknown) => void): T {
+  const target = stream as unknown as { run: Run; queue?: { closed: boolean; close(): void } };
+  const run = target.run.bind(stream);
+  target.run = async () => {
+    try {
+      await run();
+    } catch (error) {
+      report(error);
+      if (target.queue && !target.queue.closed) target.queue.close();
+    }
+  };
+  return stream;
+}
+
+/** OpenAI's voice, whose failed lines end without audio and are reported as `voice_failed`. */
+class OpenAIVoice extends openai.TTS {
+  override synthesize(...args: Parameters<openai.TTS['synthesize']>) {
+    const emitter = this as unknown as NodeJS.EventEmitter;
+    return quietly(super.synthesize(...args), (error) =>
+      emitter.emit(VOICE_FAILED, { error, last: false }),
+    );
+  }
+}
+
+/**
+ * The SDK's TTS fallback; a line every voice failed ends without audio and is reported as
+ * `voice_failed` with `last: true` (no voice could speak it).
+ */
+class VoiceFallback extends tts.FallbackAdapter {
+  override synthesize(...args: Parameters<tts.FallbackAdapter['synthesize']>) {
+    const emitter = this as unknown as NodeJS.EventEmitter;
+    return quietly(super.synthesize(...args), (error) =>
+      emitter.emit(VOICE_FAILED, { error, last: true }),
+    );
+  }
+}
+
 /** One voice per agent, each with its fallback, so the caller hears the change of agent. */
 export function createSpeechVoices(config: Config): (agent: AgentName) => tts.TTS {
   const main = client(config, config.openai.baseURL);
@@ -206,7 +255,7 @@ export function createSpeechVoices(config: Config): (agent: AgentName) => tts.TT
     let voice = cache.get(agent);
     if (!voice) {
       const own = config.models.voices[agent];
-      voice = new tts.FallbackAdapter({
+      voice = new VoiceFallback({
         ttsInstances: [
           new openai.TTS({
             model: config.models.tts,
