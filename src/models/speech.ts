@@ -257,12 +257,12 @@ export function createSpeechVoices(config: Config): (agent: AgentName) => tts.TT
       const own = config.models.voices[agent];
       voice = new VoiceFallback({
         ttsInstances: [
-          new openai.TTS({
+          new OpenAIVoice({
             model: config.models.tts,
             voice: own as openai.TTSVoices,
             client: main,
           }),
-          new openai.TTS({
+          new OpenAIVoice({
             model: fallback.model ?? config.models.tts,
             voice: (fallback.voice ?? own) as openai.TTSVoices,
             client: second,
