@@ -4,10 +4,12 @@
  */
 import type { Actor } from 'xstate';
 import {
+  type AgentName,
   type CallEvent,
   type CallStateName,
   type RefusalCode,
   type RefusalRecord,
+  activeAgentOf,
   type callMachine,
   callStateOf,
 } from './callMachine.js';
@@ -19,8 +21,11 @@ export type Decision =
   | {
       accepted: false;
       state: CallStateName;
-      /** Why: a recorded refusal, the call having ended, or the event meaning nothing here. */
-      code: RefusalCode | 'call-ended' | 'not-available';
+      /**
+       * Why: a recorded refusal, the call having ended, the event meaning nothing here, or
+       * `retired`: the sender is not the agent on the line (the machine has moved on from it).
+       */
+      code: RefusalCode | 'call-ended' | 'not-available' | 'retired';
       refusal?: RefusalRecord;
     };
 
@@ -28,10 +33,20 @@ export function currentState(actor: CallActor): CallStateName {
   return callStateOf(actor.getSnapshot());
 }
 
-export function sendAndDecide(actor: CallActor, event: CallEvent): Decision {
+/**
+ * `from` is the agent whose tool sends the request (absent for the caller's keypad). A request
+ * from an agent the machine has moved on from is refused as `retired` and never reaches the
+ * machine, which would otherwise take it as the agent on the line's. The one exception is the
+ * turn that made the last change: its other requests get the machine's own answer
+ * (`one-per-turn`), recorded as before.
+ */
+export function sendAndDecide(actor: CallActor, event: CallEvent, from?: AgentName): Decision {
   const before = actor.getSnapshot();
   if (before.status !== 'active') {
     return { accepted: false, state: callStateOf(before), code: 'call-ended' };
+  }
+  if (from !== undefined && isRetiredSender(before, event, from)) {
+    return { accepted: false, state: callStateOf(before), code: 'retired' };
   }
   // XState processes the event synchronously when it is not sent from inside its own transition.
   actor.send(event);
@@ -48,4 +63,14 @@ export function sendAndDecide(actor: CallActor, event: CallEvent): Decision {
     return { accepted: true, state };
   }
   return { accepted: false, state, code: 'not-available' };
+}
+
+function isRetiredSender(
+  snapshot: ReturnType<CallActor['getSnapshot']>,
+  event: CallEvent,
+  from: AgentName,
+): boolean {
+  if (activeAgentOf(snapshot) === from) return false;
+  const turnId = 'turnId' in event ? event.turnId : undefined;
+  return turnId === undefined || turnId !== snapshot.context.controlTurnId;
 }

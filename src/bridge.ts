@@ -20,7 +20,7 @@
  * process after all. A bridge built with `restore` starts from such a payload (or from the
  * snapshot kept in the room after a crash): no greeting, the state's agent speaks first.
  */
-import { type tts, voice } from '@livekit/agents';
+import { llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
@@ -30,6 +30,7 @@ import {
   type AgentName,
   type CallContext,
   type CallEvent,
+  type CallInput,
   type CallStateName,
   type CallerInfo,
   END_REASON_MODEL_UNAVAILABLE,
@@ -41,6 +42,7 @@ import {
   callStateOf,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
+import { type ControlRequest, acceptedRequests } from '../machines/offers.js';
 import {
   CallAgent,
   RESUME_INSTRUCTIONS,
@@ -49,12 +51,13 @@ import {
   instructionsFor,
   openingInstructions,
 } from './agents.js';
-import { type HistoryLine, encodePayload } from './handoffPayload.js';
+import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
   type HandoverTransport,
   type RestorePoint,
   type SnapshotStore,
   historyLines,
+  joinDeadline,
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
@@ -161,7 +164,15 @@ export class CallBridge implements CallControl {
   #actorStarted = false;
   #sessionClosed = false;
   #lastState: CallStateName | null = null;
+  /** Refusals already reported; a restored call's were reported by the leg that recorded them. */
   #refusalCount = 0;
+  /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
+  readonly #carried: HistoryLine[];
+  /** Whether the caller has heard anything from this leg yet, and who waits for that. */
+  #spoke = false;
+  readonly #firstWordsWaiters = new Set<(spoke: boolean) => void>();
+  /** Recent model turns by id, to tell what the agent said in the turn that handed over. */
+  readonly #turns = new Map<string, voice.SpeechHandle>();
   /** Async effects run one after another, never inside a machine transition. */
   #effects: Promise<void> = Promise.resolve();
   #closing: Promise<void> = Promise.resolve();
@@ -170,6 +181,8 @@ export class CallBridge implements CallControl {
   /** Caller words said during an in-process switch, for the new agent. */
   readonly #carryOver: HandoffCarryOver;
   readonly #replies: ReplyReporter;
+  readonly #machineInput: CallInput;
+  readonly #offers = new Map<AgentName, ControlRequest[]>();
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
@@ -182,6 +195,7 @@ export class CallBridge implements CallControl {
     this.#options = options;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#historyItems = options.historyItems ?? 40;
+    this.#carried = options.restore?.history ?? [];
     this.maxHandoffs = options.maxHandoffs;
     this.#transfers = new HumanTransfer(options.telephony, options.humanNumbers ?? {});
     this.#carryOver = new HandoffCarryOver(this.#log);
@@ -224,21 +238,28 @@ export class CallBridge implements CallControl {
         hearingRestored: () => this.#speechHealth.stopOutageClock(),
       },
     });
+    this.#machineInput = {
+      maxHandoffs: options.maxHandoffs,
+      humanTransfers: this.#humanTransfers(),
+      ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
+    };
     this.actor = createActor(machine, {
-      input: {
-        maxHandoffs: options.maxHandoffs,
-        humanTransfers: this.#humanTransfers(),
-        ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
-      },
+      input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
         this.#observeMachine(event);
         options.inspect?.(event);
       },
     });
+    this.#refusalCount = this.actor.getSnapshot().context.refusals.length;
+    this.#session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) => {
+      this.#turns.set(speechHandle.id, speechHandle);
+      if (this.#turns.size > 16) this.#turns.delete(this.#turns.keys().next().value!);
+    });
 
     this.#session.on(voice.AgentSessionEventTypes.ConversationItemAdded, ({ item }) => {
-      if (item.type !== 'message') return;
+      // A leg that handed the call over (or withdrew) is not on the line: nothing it hears counts.
+      if (item.type !== 'message' || this.#handedOver) return;
       let text = (item.textContent ?? '').trim();
       // A hold line was reported when it was spoken; the rest of the reply is reported now.
       const ahead = this.#saidAhead.find((line) => text.startsWith(line));
@@ -315,9 +336,12 @@ export class CallBridge implements CallControl {
     });
   }
 
-  /** Send a control event and return the machine's decision (tools and keypad use this). */
-  request(event: CallEvent): Decision {
-    return sendAndDecide(this.actor, event);
+  /**
+   * Send a control event and return the machine's decision (tools and keypad use this). `from`
+   * is the agent whose tool asks: one the machine has moved on from is refused as `retired`.
+   */
+  request(event: CallEvent, from?: AgentName): Decision {
+    return sendAndDecide(this.actor, event, from);
   }
 
   /**
@@ -325,8 +349,18 @@ export class CallBridge implements CallControl {
    * the same guards; a refusal is spoken, since no model turn is there to relay it.
    */
   keypad(digit: string): Decision | null {
-    const event = keypadEvent(digit, this.#options.keypad ?? {}, this.#recentCallerWords());
-    if (!event) return null;
+    const keypad = this.#options.keypad ?? {};
+    const event = keypadEvent(digit, keypad, this.#recentCallerWords());
+    if (!event) {
+      // A key that does nothing is still answered: the caller learns which keys do.
+      if (this.actor.getSnapshot().status === 'active' && Object.keys(keypad).length > 0) {
+        this.#notify('keypad', digit);
+        this.#enqueue('keypad help', async () => {
+          await this.#speak(LINES.unknownKey(keypad), true).waitForPlayout();
+        });
+      }
+      return null;
+    }
     this.#notify('keypad', digit);
     const decision = this.request(event);
     if (!decision.accepted && decision.code !== 'call-ended') {
@@ -387,15 +421,7 @@ export class CallBridge implements CallControl {
     const chatCtx = restore
       ? restoredChatContext(restore.history)
       : context
-        ? this.#session.history
-            .copy({
-              excludeInstructions: true,
-              excludeFunctionCall: true,
-              excludeHandoff: true,
-              excludeConfigUpdate: true,
-              excludeEmptyMessage: true,
-            })
-            .truncate(this.#historyItems)
+        ? this.#conversationSoFar()
         : undefined;
     const tts = this.#options.ttsFor?.(name);
     this.#speechHealth.watchVoice(tts);
@@ -411,6 +437,8 @@ export class CallBridge implements CallControl {
       tools: buildTools(this, name, {
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
+        // Only what this agent's state accepts: no tool the machine would refuse outright.
+        offers: this.#offersFor(name),
         isRetired: () => ref.agent?.retired ?? false,
       }),
       ...(chatCtx ? { chatCtx } : {}),
@@ -464,12 +492,18 @@ export class CallBridge implements CallControl {
   async #handOver(name: AgentName, context: CallContext): Promise<void> {
     let outcome: 'joined' | 'timeout' | 'failed' = 'failed';
     try {
-      await this.#speak(LINES.bridge(name), false).waitForPlayout();
+      // One bridge line: words the agent said in the turn that handed over already are one.
+      if (!(await this.#spokeInTurn(context.controlTurnId))) {
+        await this.#speak(LINES.bridge(name), false).waitForPlayout();
+      }
       if (this.#ended) return;
+      const { joinTimeoutMs } = this.#options.handover!;
       const payload = encodePayload(
         this.actor.getPersistedSnapshot() as never,
         context.handoffs.at(-1) ?? null,
         this.#historyLines(),
+        MAX_PAYLOAD_BYTES,
+        joinTimeoutMs === undefined ? undefined : joinDeadline(joinTimeoutMs),
       );
       this.#notify('dispatch', name, Buffer.byteLength(payload, 'utf8'));
       outcome = await this.#options.handover!.handOver(payload, name, this.#endSignal.signal);
@@ -493,6 +527,60 @@ export class CallBridge implements CallControl {
     if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context, false);
   }
 
+  /**
+   * Dispatch mode, in the leg that takes the call over: true once this leg's agent has said its
+   * first words, false if `deadline` (epoch milliseconds) passes first, the leg ends, or `signal`
+   * aborts. The previous leg waits for those words until the same deadline.
+   */
+  firstWordsBy(deadline: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.#spoke) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (spoke: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#firstWordsWaiters.delete(finish);
+        resolve(spoke);
+      };
+      const onAbort = () => finish(false);
+      const timer = setTimeout(onAbort, Math.max(0, deadline - Date.now()));
+      if (signal?.aborted) return finish(false);
+      signal?.addEventListener('abort', onAbort);
+      this.#firstWordsWaiters.add(finish);
+      void this.done.then(() => finish(this.#spoke));
+    });
+  }
+
+  /** Whether the agent said anything in model turn `turnId`, once that turn is over. */
+  async #spokeInTurn(turnId: string | null): Promise<boolean> {
+    const turn = turnId === null ? undefined : this.#turns.get(turnId);
+    if (!turn) return false; // a keypad press, or a turn this leg never saw
+    await new Promise<void>((resolve) => turn.addDoneCallback(() => resolve()));
+    return turn.chatItems.some(
+      (item) =>
+        item.type === 'message' && item.role === 'assistant' && (item.textContent ?? '') !== '',
+    );
+  }
+
+  /**
+   * Leave a call this leg was started to take over but did not join in time (the previous leg
+   * gave up on it and carries on in process): nothing is said, no `end` is reported, nothing is
+   * saved, and `done` resolves with `withdrawn`.
+   */
+  async withdraw(): Promise<void> {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#handedOver = true; // the call lives elsewhere: its close is not this leg's end
+    this.#requested?.retire();
+    this.actor.stop();
+    try {
+      await this.#session.close();
+    } catch (error) {
+      this.#log.warn({ err: error }, 'session close failed');
+    }
+    this.#log.info('leg withdrawn');
+    this.#resolveDone({ reason: 'withdrawn', context: this.actor.getSnapshot().context });
+  }
+
   /** Crash recovery: the latest snapshot and words, kept outside this process. */
   #saveSnapshot(): void {
     const store = this.#options.snapshotStore;
@@ -508,8 +596,24 @@ export class CallBridge implements CallControl {
     }
   }
 
+  /** The whole call's conversation: what this leg was handed, then what was said here. */
   #historyLines(): HistoryLine[] {
-    return historyLines(this.#session.history);
+    return [...this.#carried, ...historyLines(this.#session.history)];
+  }
+
+  /** The conversation for an agent switched in here, the carried lines first. */
+  #conversationSoFar(): llm.ChatContext {
+    const here = this.#session.history.copy({
+      excludeInstructions: true,
+      excludeFunctionCall: true,
+      excludeHandoff: true,
+      excludeConfigUpdate: true,
+      excludeEmptyMessage: true,
+    });
+    return new llm.ChatContext([
+      ...restoredChatContext(this.#carried).items,
+      ...here.items,
+    ]).truncate(this.#historyItems);
   }
 
   /** Spoken only once its audio played out; cut short (or the session closed under it), not. */
@@ -525,6 +629,13 @@ export class CallBridge implements CallControl {
     if (this.#actorStarted) return;
     this.#actorStarted = true;
     this.actor.start();
+  }
+
+  /** Derived once per agent per call: the machine and its input do not change. */
+  #offersFor(agent: AgentName): ControlRequest[] {
+    let offers = this.#offers.get(agent);
+    if (!offers) this.#offers.set(agent, (offers = acceptedRequests(agent, this.#machineInput)));
+    return offers;
   }
 
   #humanTransfers(): AgentName[] {
@@ -667,6 +778,11 @@ export class CallBridge implements CallControl {
     kind: K,
     ...args: Parameters<NonNullable<CallObserver[K]>>
   ): void {
+    if (kind === 'say' && !this.#spoke) {
+      // Any line the caller heard from this leg (a hold line too) is its first words.
+      this.#spoke = true;
+      for (const waiter of this.#firstWordsWaiters) waiter(true);
+    }
     try {
       (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
     } catch (error) {

@@ -2,6 +2,7 @@
  * The one module that reads the environment. Everything else takes a `Config`.
  * Variables are documented in `.env.example`; this file validates them once, at startup.
  */
+import { isIP } from 'node:net';
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
 import {
@@ -33,6 +34,70 @@ const optionalString = z
 const milliseconds = (min: number, max: number) =>
   optionalString.pipe(z.coerce.number().int().min(min).max(max).optional());
 
+/** A URL with one of `schemes`, e.g. LIVEKIT_URL: ws, wss, http or https. */
+const url = (...schemes: string[]) =>
+  optionalString.superRefine((value, ctx) => {
+    if (value === undefined) return;
+    let scheme: string | undefined;
+    try {
+      scheme = new URL(value).protocol.replace(/:$/, '');
+    } catch {
+      scheme = undefined;
+    }
+    if (scheme === undefined || !schemes.includes(scheme)) {
+      ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${value}" is not a ${schemes.map((s) => `${s}://`).join(', ')} URL`,
+      });
+    }
+  });
+
+/** A phone number in E.164: + then the country code and number, digits only. */
+export const E164 = /^\+[1-9]\d{6,14}$/;
+export const E164_HINT = 'a + then the country code and number, digits only, e.g. +919876543210';
+
+/** Why `value` is not an E.164 number, or undefined when it is one. */
+export function e164Problem(value: string): string | undefined {
+  if (E164.test(value)) return undefined;
+  if (!value.startsWith('+')) return `"${value}" has no + and country code (${E164_HINT})`;
+  if (/[^\d+]/.test(value)) return `"${value}" has characters other than digits (${E164_HINT})`;
+  return `"${value}" is not 8 to 16 characters long (${E164_HINT})`;
+}
+
+const phone = optionalString.superRefine((value, ctx) => {
+  const problem = value === undefined ? undefined : e164Problem(value);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+});
+
+/** Where a transfer goes: an E.164 number, or a tel:/sip: URI. */
+const transferTarget = optionalString.superRefine((value, ctx) => {
+  if (value === undefined || /^(tel|sip|sips):\S+$/.test(value)) return;
+  const problem = e164Problem(value);
+  if (problem) ctx.addIssue({ code: z.ZodIssueCode.custom, message: `${problem}, or a sip: URI` });
+});
+
+const phoneList = optionalString.superRefine((value, ctx) => {
+  for (const item of list(value)) {
+    const problem = e164Problem(item);
+    if (problem) return ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  }
+});
+
+const cidrList = optionalString.superRefine((value, ctx) => {
+  for (const item of list(value)) {
+    const [address = '', prefix, extra] = item.split('/');
+    const version = isIP(address);
+    const max = version === 6 ? 128 : 32;
+    const okPrefix = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= max);
+    if (version === 0 || !okPrefix || extra !== undefined) {
+      return ctx.addIssue({
+        code: z.ZodIssueCode.custom,
+        message: `"${item}" is not an IP address or CIDR block (e.g. 13.233.44.61/32)`,
+      });
+    }
+  }
+});
+
 const onOff = optionalString.pipe(z.enum(['on', 'off']).optional());
 
 const flag = z
@@ -42,11 +107,11 @@ const flag = z
   .transform((value) => value === '1' || value?.toLowerCase() === 'true');
 
 const EnvSchema = z.object({
-  LIVEKIT_URL: optionalString,
+  LIVEKIT_URL: url('ws', 'wss', 'http', 'https'),
   LIVEKIT_API_KEY: optionalString,
   LIVEKIT_API_SECRET: optionalString,
   OPENAI_API_KEY: optionalString,
-  OPENAI_BASE_URL: optionalString,
+  OPENAI_BASE_URL: url('http', 'https'),
   AGENT_NAME: optionalString,
   COMPANY_NAME: optionalString,
   MAX_HANDOFFS: optionalString.pipe(z.coerce.number().int().min(0).max(50).optional()),
@@ -72,23 +137,25 @@ const EnvSchema = z.object({
   VOBIZ_SIP_DOMAIN: optionalString,
   VOBIZ_USERNAME: optionalString,
   VOBIZ_PASSWORD: optionalString,
-  VOBIZ_OUTBOUND_NUMBER: optionalString,
-  VOBIZ_INBOUND_NUMBERS: optionalString,
-  VOBIZ_ALLOWED_ADDRESSES: optionalString,
+  VOBIZ_OUTBOUND_NUMBER: phone,
+  VOBIZ_INBOUND_NUMBERS: phoneList,
+  VOBIZ_ALLOWED_ADDRESSES: cidrList,
   OUTBOUND_TRUNK_ID: optionalString,
   RINGING_TIMEOUT_IN_S: optionalString.pipe(z.coerce.number().int().min(5).max(300).optional()),
-  TRANSFER_BILLING: optionalString,
-  TRANSFER_SUPPORT: optionalString,
-  TRANSFER_SALES: optionalString,
-  DEFAULT_TRANSFER_NUMBER: optionalString,
+  TRANSFER_BILLING: transferTarget,
+  TRANSFER_SUPPORT: transferTarget,
+  TRANSFER_SALES: transferTarget,
+  DEFAULT_TRANSFER_NUMBER: transferTarget,
   KEYPAD_MAP: optionalString,
   HANDOFF_MODE: optionalString.pipe(z.enum(['in-process', 'dispatch']).optional()),
   HANDOFF_JOIN_TIMEOUT_MS: optionalString.pipe(
     z.coerce.number().int().min(1000).max(60_000).optional(),
   ),
   HANDOFF_BRIDGE_LINE: onOff,
+  SNAPSHOT_KEY: optionalString.pipe(z.string().min(16, 'use at least 16 characters').optional()),
+  HEALTH_PORT: optionalString.pipe(z.coerce.number().int().min(0).max(65535).optional()),
   OPENAI_FALLBACK_MODEL: optionalString,
-  OPENAI_FALLBACK_BASE_URL: optionalString,
+  OPENAI_FALLBACK_BASE_URL: url('http', 'https'),
   HOLD_LINE_MS: milliseconds(100, 30_000),
   FIRST_TOKEN_TIMEOUT_MS: milliseconds(100, 120_000),
   CHUNK_GAP_TIMEOUT_MS: milliseconds(100, 120_000),
@@ -153,6 +220,16 @@ export interface Config {
     pii: boolean;
   };
   telephony: TelephonyConfig;
+  /**
+   * The worker's health server port (LiveKit's `/` and `/worker`). Unset: 8081 for the main
+   * worker, a free port for a department worker, so several workers run on one host.
+   */
+  healthPort: number | undefined;
+  /**
+   * The secret the room's crash-recovery snapshot is sealed with (SNAPSHOT_KEY); when unset, the
+   * worker derives the key from LIVEKIT_API_SECRET. All workers of a deployment must agree.
+   */
+  snapshotSecret: string | undefined;
   handoff: {
     /** in-process: agents switch inside one session. dispatch: each department is a worker. */
     mode: 'in-process' | 'dispatch';
@@ -207,11 +284,12 @@ export interface TelephonyConfig {
 /** Vobiz's documented inbound gateway (docs.vobiz.ai, AI voice agent inbound guide). */
 export const VOBIZ_GATEWAY_ADDRESS = '13.233.44.61/32';
 
-const list = (value: string | undefined): string[] =>
-  (value ?? '')
+function list(value: string | undefined): string[] {
+  return (value ?? '')
     .split(',')
     .map((item) => item.trim())
     .filter(Boolean);
+}
 
 /**
  * Read and validate configuration. Loads `.env` from the working directory unless `env` is given.
@@ -313,6 +391,8 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       pii: e.INSPECT_PII,
     },
     telephony: telephonyConfig(e),
+    healthPort: e.HEALTH_PORT,
+    snapshotSecret: e.SNAPSHOT_KEY,
     handoff: {
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,

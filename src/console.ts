@@ -13,7 +13,7 @@ import type { llm } from '@livekit/agents';
 import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
-import { ConfigError, hasOpenAI, loadConfig } from './config.js';
+import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
@@ -87,6 +87,8 @@ function parseOptions(argv: string[], openaiAvailable: boolean): ConsoleOptions 
       '--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL (see .env.example)',
     );
   }
+  const callerProblem = values.caller === undefined ? undefined : e164Problem(values.caller);
+  if (callerProblem) throw new UsageError(`--caller ${callerProblem}`);
   const handoffMode = values['handoff-mode'];
   if (handoffMode !== 'in-process' && handoffMode !== 'dispatch') {
     throw new UsageError(`--handoff-mode must be "in-process" or "dispatch", not "${handoffMode}"`);
@@ -161,6 +163,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     level: config.logLevel ?? 'error',
     pii: config.logPii,
     destination: 'stderr',
+    readable: true,
   });
   installAgentsLogger(logger);
 
@@ -229,7 +232,19 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     handoffMode: options.handoffMode,
     keypad: config.telephony.keypad,
+    joinTimeoutMs: config.handoff.joinTimeoutMs,
   });
+  // Safety net: a call stalled with nothing left to run would let Node exit 0 with no `end`.
+  // Hang up instead (the machine ends the call and reports it), and exit 1: it was a fault.
+  let stalled = false;
+  const onStall = () => {
+    if (stalled) process.exit(1);
+    stalled = true;
+    logger.error('call stalled with nothing left to run; hanging up');
+    call.hangUp();
+  };
+  process.on('beforeExit', onStall);
+
   // SIGINT (Ctrl-C) and SIGTERM end the call through the machine: reason `shutdown`, a goodbye,
   // the `end` event, then the exit.
   let stoppedBy: NodeJS.Signals | undefined;
@@ -258,7 +273,13 @@ async function runCall(options: ConsoleOptions): Promise<number> {
         await say(line);
       }
     } else {
-      const input = createInterface({ input: process.stdin, terminal: process.stdin.isTTY });
+      // In a terminal, readline echoes what the caller types (on stderr when stdout is piped).
+      const terminal = process.stdin.isTTY === true;
+      const input = createInterface({
+        input: process.stdin,
+        ...(terminal ? { output: process.stdout.isTTY ? process.stdout : process.stderr } : {}),
+        terminal,
+      });
       void call.done.then(() => input.close());
       // In a terminal, Ctrl-D is the caller hanging up: at once, even while a reply is pending.
       if (process.stdin.isTTY) input.once('close', () => call.hangUp());
@@ -273,12 +294,14 @@ async function runCall(options: ConsoleOptions): Promise<number> {
 
   const end = await call.done;
   process.off('SIGINT', stop).off('SIGTERM', stop);
+  process.off('beforeExit', onStall);
   // Closing the models and the inspector must not hold the exit.
   await Promise.race([
     Promise.all([call.close(), inspection.dispose()]),
     new Promise((resolve) => setTimeout(resolve, 500).unref()),
   ]);
   if (stoppedBy) return 128 + (stoppedBy === 'SIGINT' ? 2 : 15);
+  if (stalled) return 1;
   if (end.reason === END_REASON_MODEL_UNAVAILABLE) {
     const where = config.openai.baseURL ? new URL(config.openai.baseURL).host : 'api.openai.com';
     process.stderr.write(

@@ -1,7 +1,10 @@
 /**
  * One console call, in either handoff mode. In process, it is one session and one bridge. In
  * dispatch mode every handoff starts a fresh session and bridge from the serialised payload
- * alone, exactly as a separate worker would, and the caller's next words go to it.
+ * alone, exactly as a separate worker would. The new leg has joined once it has spoken; then the
+ * caller's next words go to it. A leg that has not spoken within `joinTimeoutMs` is withdrawn
+ * without a word, as a late worker's dispatch is, and the previous leg carries on in process.
+ * Until a leg has joined its events are held back: the observer hears only the agent on the line.
  */
 import { type llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
@@ -16,7 +19,8 @@ import type { Config } from './config.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
 
-const KEYPRESS = /^\[([0-9*#])\]$/;
+/** `[1]` presses 1; `[12]` presses 1 then 2, as a caller would. */
+const KEYPRESS = /^\[([0-9*#]+)\]$/;
 
 export interface ConsoleCallOptions {
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
@@ -42,6 +46,8 @@ export interface ConsoleCallOptions {
   ) => voice.AgentSession;
   /** Voice mode: each agent's TTS voice. */
   ttsFor?: (agent: AgentName) => tts.TTS | undefined;
+  /** Dispatch mode: how long a new leg has to speak first (`HANDOFF_JOIN_TIMEOUT_MS`). */
+  joinTimeoutMs: number;
 }
 
 interface Leg {
@@ -50,6 +56,8 @@ interface Leg {
   model: llm.LLM;
   /** Called with the speaking agent on every line said in this leg. */
   waiters: Set<(agent: AgentName) => void>;
+  /** Observer calls held back until the leg joins (null once it has). */
+  held: (() => void)[] | null;
 }
 
 export class ConsoleCall {
@@ -86,13 +94,21 @@ export class ConsoleCall {
    */
   async say(line: string): Promise<void> {
     if (!this.active) return;
-    const key = KEYPRESS.exec(line);
-    if (key) {
-      const speaking = this.#current.bridge.speakingAgent;
-      const decision = this.#current.bridge.keypad(key[1]!);
-      // Wait for the agent the key brought in (or for the spoken refusal) before the next line.
-      if (decision?.accepted) await this.#nextWords(this.#current, speaking);
-      await this.#settled();
+    // Whatever happens in the turn, the end of the call also ends the wait.
+    await Promise.race([this.#turn(line), this.done]);
+  }
+
+  async #turn(line: string): Promise<void> {
+    const keys = KEYPRESS.exec(line);
+    if (keys) {
+      for (const digit of keys[1]!) {
+        if (!this.active) return;
+        const speaking = this.#current.bridge.speakingAgent;
+        const decision = this.#current.bridge.keypad(digit);
+        // Wait for the agent the key brought in (or for the spoken refusal) before the next key.
+        if (decision?.accepted) await this.#nextWords(this.#current, speaking);
+        await this.#settled();
+      }
       return;
     }
     await this.#current.session.run({ userInput: line }).wait();
@@ -145,12 +161,14 @@ export class ConsoleCall {
       this.#options.createSession?.(model, sessionOptions) ??
       new voice.AgentSession({ llm: model, ...sessionOptions });
     const waiters = new Set<(agent: AgentName) => void>();
-    const observer: CallObserver = {
-      ...this.#options.observer,
-      say: (agent, text) => {
-        this.#options.observer.say?.(agent, text);
-        for (const waiter of waiters) waiter(agent);
-      },
+    // A leg started from a payload is not on the line until it has spoken.
+    const held: Leg['held'] = restore ? [] : null;
+    const leg: Leg = { session, bridge: undefined as never, model, waiters, held };
+    const observer = holdingObserver(this.#options.observer, leg);
+    const onSay = observer.say;
+    observer.say = (agent, text) => {
+      onSay?.(agent, text);
+      for (const waiter of waiters) waiter(agent);
     };
     const options: CallBridgeOptions = {
       session,
@@ -167,20 +185,29 @@ export class ConsoleCall {
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
       ...(this.#options.ttsFor ? { ttsFor: this.#options.ttsFor } : {}),
       ...(this.#options.handoffMode === 'dispatch'
-        ? { handover: { handOver: (payload, to) => this.#handOver(payload, to) } }
+        ? {
+            handover: {
+              handOver: (payload, to, signal) => this.#handOver(payload, to, signal),
+              joinTimeoutMs: this.#options.joinTimeoutMs,
+            },
+          }
         : {}),
     };
-    const bridge = new CallBridge(options);
-    const leg = { session, bridge, model, waiters };
+    leg.bridge = new CallBridge(options);
     this.#legs.push(leg);
-    void bridge.done.then((end) => {
-      if (end.reason !== 'handed-over') this.#resolveDone(end);
+    // The call ends when the leg on the line ends; a leg handing over or withdrawn goes on elsewhere.
+    void leg.bridge.done.then((end) => {
+      if (leg === this.#current && end.reason !== 'handed-over') this.#resolveDone(end);
     });
     return leg;
   }
 
   /** The "specialist worker": a new session and bridge from nothing but the payload. */
-  async #handOver(payload: string, to: AgentName): Promise<'joined' | 'timeout'> {
+  async #handOver(
+    payload: string,
+    to: AgentName,
+    signal?: AbortSignal,
+  ): Promise<'joined' | 'timeout'> {
     const restoration = restoreFromPayload(payload, false, {
       maxHandoffs: this.#options.maxHandoffs,
       humanTransfers: [],
@@ -190,12 +217,36 @@ export class ConsoleCall {
       this.#options.logger.warn({ reason: restoration.reason }, 'payload not restorable');
     }
     const next = this.#leg(restoration.restore);
-    // Joined once the specialist has spoken its first words: the caller's next line follows them.
-    const firstWords = this.#nextWords(next, null);
     this.#options.logger.info({ to }, 'specialist leg started from payload');
-    await next.bridge.start();
-    this.#current = next;
-    await firstWords;
-    return 'joined';
+    // As a department's worker does: joined once it has spoken, by the payload's deadline.
+    const deadline = restoration.restore.joinBy ?? Date.now() + this.#options.joinTimeoutMs;
+    const spoke = next.bridge.firstWordsBy(deadline, signal);
+    await next.bridge.start().catch((error: unknown) => {
+      this.#options.logger.warn({ err: error, to }, 'specialist leg failed to start');
+    });
+    if ((await spoke) && next.bridge.actor.getSnapshot().status === 'active') {
+      // The caller's next words go to the new leg, and its events are reported from now on.
+      this.#current = next;
+      const held = next.held ?? [];
+      next.held = null;
+      for (const report of held) report();
+      return 'joined';
+    }
+    this.#options.logger.warn({ to }, 'specialist leg did not speak in time; withdrawn');
+    await next.bridge.withdraw();
+    return 'timeout';
   }
+}
+
+/** The observer, with every call held back while `leg.held` is a list (the leg has not joined). */
+function holdingObserver(observer: CallObserver, leg: Pick<Leg, 'held'>): CallObserver {
+  const held: CallObserver = {};
+  for (const kind of Object.keys(observer) as (keyof CallObserver)[]) {
+    held[kind] = ((...args: unknown[]) => {
+      const report = () => (observer[kind] as (...a: unknown[]) => void)(...args);
+      if (leg.held) leg.held.push(report);
+      else report();
+    }) as never;
+  }
+  return held;
 }

@@ -4,8 +4,10 @@
  * and a bounded slice of the conversation.
  *
  * Size: LiveKit limits room and participant metadata to 64 KiB. The payload is kept
- * under MAX_PAYLOAD_BYTES (16 KiB) so it also fits beside other room metadata: history is
- * dropped oldest first, then summaries are shortened. It carries no secrets (configuration never
+ * under MAX_PAYLOAD_BYTES (16 KiB) so it also fits beside other room metadata: every free-text
+ * field is bounded (FIELD_LIMITS), history is dropped oldest first, then the handoffs' reasons
+ * and summaries are shortened. The history is the whole call's (every hop adds its own lines to
+ * what it received), not one leg's. It carries no secrets (configuration never
  * enters the machine's context). Personal data in it is what the next agent needs to go on: the
  * caller's number and name, the handoff summaries, and the recent lines of the conversation.
  */
@@ -35,47 +37,137 @@ export interface HandoffPayload {
   /** The handoff that moved the call (absent when resuming after a crash). */
   handoff: HandoffRecord | null;
   history: HistoryLine[];
+  /**
+   * Dispatch mode: epoch milliseconds by which the next agent must have spoken. The previous
+   * worker carries on in process after that, so a specialist still silent then leaves unheard.
+   */
+  joinBy?: number;
 }
 
 export type DecodedPayload =
   | { ok: true; payload: HandoffPayload }
-  | { ok: false; reason: string; handoff: HandoffRecord | null; caller: CallContext['caller'] };
+  | {
+      ok: false;
+      reason: string;
+      handoff: HandoffRecord | null;
+      caller: CallContext['caller'];
+      joinBy?: number;
+    };
 
 const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
 
+/**
+ * Longest free text carried per field, in characters. Every field a model or a caller can make
+ * long is bounded here, so the payload fits however the call went: a long `reason` or caller
+ * name must never make a handoff fail.
+ */
+export const FIELD_LIMITS = {
+  reason: 300,
+  summary: 2_000,
+  callerName: 100,
+  callerNumber: 32,
+  callId: 128,
+  /** Transfer reason and error, end reason. */
+  note: 300,
+  line: 1_000,
+  /** Refusals kept (the latest): the machine's guards never read them. */
+  refusals: 20,
+} as const;
+
+/** `text` cut to `max` characters, marked with an ellipsis when cut. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, Math.max(0, max - 1))}…`;
+}
+
+type Snapshot = HandoffPayload['snapshot'];
+
+function clipHandoff(h: HandoffRecord, reason: number, summary: number): HandoffRecord {
+  return { ...h, reason: clip(h.reason, reason), summary: clip(h.summary, summary) };
+}
+
+/** The context with every free-text field within FIELD_LIMITS. */
+function boundedContext(context: CallContext): CallContext {
+  const { caller, transfer } = context;
+  const note = (text: string) => clip(text, FIELD_LIMITS.note);
+  return {
+    ...context,
+    caller: caller && {
+      ...caller,
+      ...(caller.name !== undefined ? { name: clip(caller.name, FIELD_LIMITS.callerName) } : {}),
+      ...(caller.number !== undefined
+        ? { number: clip(caller.number, FIELD_LIMITS.callerNumber) }
+        : {}),
+      ...(caller.callId !== undefined ? { callId: clip(caller.callId, FIELD_LIMITS.callId) } : {}),
+    },
+    handoffs: context.handoffs.map((h) =>
+      clipHandoff(h, FIELD_LIMITS.reason, FIELD_LIMITS.summary),
+    ),
+    refusals: context.refusals.slice(-FIELD_LIMITS.refusals),
+    endReason: context.endReason === null ? null : note(context.endReason),
+    transfer: transfer && {
+      ...transfer,
+      reason: note(transfer.reason),
+      ...(transfer.error !== undefined ? { error: note(transfer.error) } : {}),
+    },
+  };
+}
+
+/**
+ * Shorter texts for the handoffs when history alone cannot make the payload fit: first every
+ * handoff's, then the older handoffs' are emptied (the latest one is the brief the next agent
+ * opens with, so it keeps a reason and a short summary).
+ */
+const SHRINK_STEPS: ((h: HandoffRecord, latest: boolean) => HandoffRecord)[] = [
+  (h) => clipHandoff(h, 100, 200),
+  (h, latest) => (latest ? clipHandoff(h, 100, 200) : clipHandoff(h, 0, 0)),
+];
+
+function withHandoffs(
+  snapshot: Snapshot,
+  shrink: (h: HandoffRecord, latest: boolean) => HandoffRecord,
+): Snapshot {
+  const handoffs = snapshot.context.handoffs;
+  return {
+    ...snapshot,
+    context: {
+      ...snapshot.context,
+      handoffs: handoffs.map((h, i) => shrink(h, i === handoffs.length - 1)),
+    },
+  };
+}
+
 export function encodePayload(
-  snapshot: HandoffPayload['snapshot'],
+  snapshot: Snapshot,
   handoff: HandoffRecord | null,
   history: HistoryLine[],
   maxBytes = MAX_PAYLOAD_BYTES,
+  joinBy?: number,
 ): string {
   const payload: HandoffPayload = {
     kind: 'call-handoff',
     payloadVersion: PAYLOAD_VERSION,
     machineVersion: CALL_MACHINE_VERSION,
-    snapshot,
-    handoff,
-    history: history.slice(-MAX_HISTORY_ITEMS),
+    snapshot: { ...snapshot, context: boundedContext(snapshot.context) },
+    handoff: handoff && clipHandoff(handoff, FIELD_LIMITS.reason, FIELD_LIMITS.summary),
+    history: history
+      .slice(-MAX_HISTORY_ITEMS)
+      .map((line) => ({ ...line, text: clip(line.text, FIELD_LIMITS.line) })),
+    ...(joinBy !== undefined ? { joinBy } : {}),
   };
   let text = JSON.stringify(payload);
   while (bytes(text) > maxBytes && payload.history.length > 0) {
     payload.history = payload.history.slice(1);
     text = JSON.stringify(payload);
   }
-  if (bytes(text) > maxBytes) {
-    // Still too big: the handoff summaries in the log are the next largest free text.
-    const shorten = (h: HandoffRecord) => ({ ...h, summary: h.summary.slice(0, 200) });
-    payload.snapshot = {
-      ...payload.snapshot,
-      context: {
-        ...payload.snapshot.context,
-        handoffs: payload.snapshot.context.handoffs.map(shorten),
-      },
-    };
-    payload.handoff = handoff && shorten(handoff);
+  const bounded = payload.snapshot;
+  for (const shrink of SHRINK_STEPS) {
+    if (bytes(text) <= maxBytes) break;
+    payload.snapshot = withHandoffs(bounded, shrink);
+    payload.handoff = handoff && shrink(payload.handoff!, true);
     text = JSON.stringify(payload);
   }
   if (bytes(text) > maxBytes) {
+    // Only for a bound far below MAX_PAYLOAD_BYTES: every field above is already bounded.
     throw new Error(`handoff payload is ${bytes(text)} bytes, over the ${maxBytes} byte bound`);
   }
   return text;
@@ -95,15 +187,19 @@ export function decodePayload(text: string): DecodedPayload | null {
   if (parsed?.kind !== 'call-handoff') return null;
   const handoff = parsed.handoff ?? null;
   const caller = parsed.snapshot?.context?.caller ?? null;
+  const salvaged = {
+    handoff,
+    caller,
+    ...(typeof parsed.joinBy === 'number' ? { joinBy: parsed.joinBy } : {}),
+  };
   if (parsed.payloadVersion !== PAYLOAD_VERSION) {
-    return { ok: false, reason: `payload version ${parsed.payloadVersion}`, handoff, caller };
+    return { ok: false, reason: `payload version ${parsed.payloadVersion}`, ...salvaged };
   }
   if (parsed.machineVersion !== CALL_MACHINE_VERSION) {
     return {
       ok: false,
       reason: `machine version ${parsed.machineVersion}, this worker runs ${CALL_MACHINE_VERSION}`,
-      handoff,
-      caller,
+      ...salvaged,
     };
   }
   return { ok: true, payload: parsed as HandoffPayload };

@@ -20,6 +20,20 @@ import { type HistoryLine, decodePayload } from './handoffPayload.js';
  */
 export interface HandoverTransport {
   handOver(payload: string, to: AgentName, signal?: AbortSignal): Promise<'joined' | 'timeout'>;
+  /**
+   * How long `handOver` waits for the next agent's first words (`HANDOFF_JOIN_TIMEOUT_MS`). When
+   * set, the payload tells the next agent the same deadline (less JOIN_GRACE_MS), so one that is
+   * still silent then leaves instead of talking over the fallback.
+   */
+  readonly joinTimeoutMs?: number;
+}
+
+/** Time left for the "ready" signal to reach the previous worker after the deadline's words. */
+export const JOIN_GRACE_MS = 500;
+
+/** The epoch milliseconds by which the next agent must have spoken, for a wait of `timeoutMs`. */
+export function joinDeadline(timeoutMs: number, now = Date.now()): number {
+  return now + Math.max(timeoutMs - JOIN_GRACE_MS, timeoutMs / 2);
 }
 
 /** Where the latest snapshot lives outside the process (room metadata on a live call). */
@@ -36,6 +50,8 @@ export interface RestorePoint {
   history: HistoryLine[];
   /** True when resuming after a crash: the agent picks up instead of greeting. */
   resumed: boolean;
+  /** Dispatch mode: epoch milliseconds by which this agent must have spoken, or leave. */
+  joinBy?: number;
 }
 
 /** The conversation as plain lines, without instructions, tool calls or handoff markers. */
@@ -72,8 +88,11 @@ export function restoreFromPayload(
   const decoded = decodePayload(text);
   if (!decoded) return null;
   if (decoded.ok) {
-    const { snapshot, handoff, history } = decoded.payload;
-    return { ok: true, restore: { snapshot, handoff, history, resumed } };
+    const { snapshot, handoff, history, joinBy } = decoded.payload;
+    return {
+      ok: true,
+      restore: { snapshot, handoff, history, resumed, ...(joinBy !== undefined ? { joinBy } : {}) },
+    };
   }
   const fresh = callMachine.resolveState({
     value: { reception: 'intent' },
@@ -88,6 +107,7 @@ export function restoreFromPayload(
       handoff,
       history: [],
       resumed,
+      ...(decoded.joinBy !== undefined ? { joinBy: decoded.joinBy } : {}),
     },
   };
 }

@@ -19,6 +19,13 @@ export const LINES = {
   /** Dispatch mode, when the department's worker never joined. */
   bridgeFailed: (to: AgentName) =>
     `Sorry, ${teamName(to)} could not pick up on their line, so I'll bring them in here.`,
+  /** A keypad key with nothing assigned: say which keys do something. */
+  unknownKey: (keypad: Readonly<Record<string, string>>) => {
+    const keys = Object.entries(keypad).map(([digit, target]) =>
+      target === 'human' ? `${digit} for a person` : `${digit} for ${target}`,
+    );
+    return `Sorry, that key does nothing here. You can press ${keys.join(', ')}.`;
+  },
   /** No words yet, HOLD_LINE_MS after the caller finished. */
   hold: 'One moment, please.',
   /** A model request failed for good in this turn; what the caller hears instead of silence. */

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ServerOptions, cli, defineAgent } from '@livekit/agents';
 import { type Department, isDepartment } from '../machines/callMachine.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
+import { probeLiveKit } from './livekitErrors.js';
 import { workerNameFor } from './roomHandover.js';
 import { prewarm, runCallJob } from './worker.js';
 
@@ -41,13 +42,21 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   try {
     const department = takeDepartment(process.argv);
     const config = loadConfig();
-    if (WORKER_COMMANDS.has(process.argv[2] ?? '')) requireWorkerCredentials(config);
+    if (WORKER_COMMANDS.has(process.argv[2] ?? '')) {
+      requireWorkerCredentials(config);
+      // The SDK retries an unreachable server silently: say once what is wrong, and go on.
+      void probeLiveKit(config.livekit.url!).then((problem) => {
+        if (problem) process.stderr.write(`worker: ${problem}\n`);
+      });
+    }
     const agentName = workerNameFor(config.agentName, department ?? 'reception');
     // Credentials from the same Config the jobs use, so the worker and its API calls agree.
     cli.runApp(
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),
         agentName,
+        // Two workers on one host need two health ports: a department worker takes a free one.
+        port: config.healthPort ?? (department ? 0 : 8081),
         ...(config.livekit.url ? { wsURL: config.livekit.url } : {}),
         ...(config.livekit.apiKey ? { apiKey: config.livekit.apiKey } : {}),
         ...(config.livekit.apiSecret ? { apiSecret: config.livekit.apiSecret } : {}),

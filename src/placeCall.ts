@@ -5,14 +5,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AgentDispatchClient } from 'livekit-server-sdk';
-import { ConfigError, loadConfig, requireVariables } from './config.js';
+import { ConfigError, e164Problem, loadConfig, requireVariables } from './config.js';
+import { describeLiveKitFailure } from './livekitErrors.js';
 import { encodeDialRequest } from './telephony.js';
 
 async function main(argv: string[]): Promise<number> {
   const [number, ...rest] = argv;
-  if (!number || rest.length > 0 || !/^\+[1-9]\d{6,14}$/.test(number)) {
-    throw new ConfigError('usage: npm run call -- +<country code><number>, e.g. +919876543210');
-  }
+  const usage = 'usage: npm run call -- +<country code><number>, e.g. +919876543210';
+  if (!number || rest.length > 0) throw new ConfigError(usage);
+  const problem = e164Problem(number);
+  if (problem) throw new ConfigError(`${problem}; ${usage}`);
   const config = loadConfig();
   requireVariables(
     [
@@ -29,9 +31,13 @@ async function main(argv: string[]): Promise<number> {
     config.livekit.apiSecret!,
   );
   const room = `outbound-${randomBytes(4).toString('hex')}`;
-  const dispatch = await dispatcher.createDispatch(room, config.agentName, {
-    metadata: encodeDialRequest({ phoneNumber: number }),
-  });
+  const dispatch = await dispatcher
+    .createDispatch(room, config.agentName, {
+      metadata: encodeDialRequest({ phoneNumber: number }),
+    })
+    .catch((error: unknown) => {
+      throw new Error(describeLiveKitFailure(error, config.livekit.url!));
+    });
   process.stdout.write(`dispatched ${config.agentName} to room ${room} (${dispatch.id})\n`);
   return 0;
 }

@@ -5,6 +5,7 @@
  * - RoomSnapshotStore keeps the latest call snapshot in the room's metadata, so a worker that
  *   starts in a room that already has a call resumes it instead of greeting again.
  */
+import type { SnapshotSealer } from './sealing.js';
 import type { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
@@ -39,7 +40,7 @@ export class LiveKitHandover implements HandoverTransport {
     private readonly room: RoomLike,
     private readonly roomName: string,
     private readonly baseAgentName: string,
-    private readonly joinTimeoutMs: number,
+    readonly joinTimeoutMs: number,
   ) {}
 
   async handOver(
@@ -140,14 +141,26 @@ function parseObject(text: string | undefined): Record<string, unknown> {
 }
 
 /** Room metadata holding the call: `{ "call": <payload> }`, or `{ "call": null }` once ended. */
-export function readRoomSnapshot(metadata: string | undefined): string | null {
+/**
+ * The call's snapshot kept in the room, opened with `sealer`. A snapshot that is there but does
+ * not open (another key, tampered with) is treated as absent; `onUnreadable` hears about it.
+ */
+export function readRoomSnapshot(
+  metadata: string | undefined,
+  sealer: SnapshotSealer,
+  onUnreadable: () => void = () => {},
+): string | null {
   if (!metadata) return null;
+  let call: unknown;
   try {
-    const parsed = JSON.parse(metadata) as { call?: unknown };
-    return typeof parsed.call === 'string' ? parsed.call : null;
+    call = (JSON.parse(metadata) as { call?: unknown }).call;
   } catch {
     return null;
   }
+  if (typeof call !== 'string') return null;
+  const opened = sealer.open(call);
+  if (opened === null) onUnreadable();
+  return opened;
 }
 
 /**
@@ -164,6 +177,8 @@ export class RoomSnapshotStore implements SnapshotStore {
   constructor(
     private readonly rooms: Pick<RoomServiceClient, 'updateRoomMetadata'>,
     private readonly roomName: string,
+    /** Room metadata is readable by every participant: the snapshot is sealed (sealing.ts). */
+    private readonly sealer: SnapshotSealer,
     private readonly onError: (error: unknown) => void,
     private readonly minIntervalMs = 2_000,
     currentMetadata?: string,
@@ -172,7 +187,8 @@ export class RoomSnapshotStore implements SnapshotStore {
   }
 
   save(payload: string, ended: boolean): void {
-    this.#next = JSON.stringify({ ...this.#others, call: ended ? null : payload });
+    const call = ended ? null : this.sealer.seal(payload);
+    this.#next = JSON.stringify({ ...this.#others, call });
     if (!this.#writing) this.#writing = this.#drain();
   }
 

@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { SipClient } from 'livekit-server-sdk';
 import { ConfigError, type Config, loadConfig, requireVariables } from './config.js';
+import { describeLiveKitFailure } from './livekitErrors.js';
 import {
   type ProvisionResult,
   describeRequests,
@@ -29,15 +30,50 @@ function nextSteps(config: Config, result: ProvisionResult): string[] {
   ];
 }
 
+const USAGE = `Usage: npm run setup:telephony [-- --dry-run] [-- --force]
+  --dry-run   print the requests, send nothing (needs only the VOBIZ_* settings)
+  --force     push the trunk credentials again (they cannot be read back to compare)`;
+
+class UsageError extends Error {}
+
 async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'dry-run': { type: 'boolean', default: false },
-      force: { type: 'boolean', default: false },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        'dry-run': { type: 'boolean', default: false },
+        force: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   const config = loadConfig();
+  // Name every missing setting at once, LiveKit's and Vobiz's, not one group per run.
+  const livekit: [string, string | undefined][] = values['dry-run']
+    ? []
+    : [
+        ['LIVEKIT_URL', config.livekit.url],
+        ['LIVEKIT_API_KEY', config.livekit.apiKey],
+        ['LIVEKIT_API_SECRET', config.livekit.apiSecret],
+      ];
+  const t = config.telephony;
+  requireVariables(
+    [
+      ...livekit,
+      ['VOBIZ_SIP_DOMAIN', t.sipDomain],
+      ['VOBIZ_USERNAME', t.username],
+      ['VOBIZ_PASSWORD', t.password],
+      ['VOBIZ_OUTBOUND_NUMBER', t.outboundNumber],
+    ],
+    'set them in .env (see .env.example).',
+  );
   const plan = planFromConfig(config);
   if (values['dry-run']) {
     process.stdout.write('Dry run: these requests would be sent (existing objects with the same\n');
@@ -45,16 +81,10 @@ async function main(argv: string[]): Promise<number> {
     for (const line of describeRequests(plan)) process.stdout.write(`  ${line}\n`);
     return 0;
   }
-  requireVariables(
-    [
-      ['LIVEKIT_URL', config.livekit.url],
-      ['LIVEKIT_API_KEY', config.livekit.apiKey],
-      ['LIVEKIT_API_SECRET', config.livekit.apiSecret],
-    ],
-    'set them in .env (see .env.example).',
-  );
   const sip = new SipClient(config.livekit.url!, config.livekit.apiKey!, config.livekit.apiSecret!);
-  const result = await provision(sip, plan, { force: values.force });
+  const result = await provision(sip, plan, { force: values.force }).catch((error: unknown) => {
+    throw new Error(describeLiveKitFailure(error, config.livekit.url!));
+  });
   const line = (what: string, name: string, r: { id: string; action: string }) =>
     `${what.padEnd(14)} ${name.padEnd(32)} ${r.action.padEnd(9)} ${r.id}`;
   process.stdout.write(
@@ -71,10 +101,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`setup:telephony: ${error.message}\n${USAGE}\n`);
+      process.exit(2);
+    }
     const message =
-      error instanceof ConfigError || (error instanceof TypeError && 'code' in error)
-        ? error.message
-        : `setup failed: ${(error as Error).message}`;
+      error instanceof ConfigError ? error.message : `setup failed: ${(error as Error).message}`;
     process.stderr.write(`setup:telephony: ${message}\n`);
     process.exit(error instanceof ConfigError ? 2 : 1);
   },

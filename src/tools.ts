@@ -16,10 +16,12 @@ import {
   type Department,
 } from '../machines/callMachine.js';
 import type { Decision } from '../machines/decide.js';
+import type { ControlRequest } from '../machines/offers.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
 export interface CallControl {
-  request(event: CallEvent): Decision;
+  /** `from`: the agent whose tool asks; a request from a retired agent is refused. */
+  request(event: CallEvent, from?: AgentName): Decision;
   /** Handoffs allowed per call, for refusal messages. */
   readonly maxHandoffs: number;
 }
@@ -57,6 +59,11 @@ export interface ToolOptions {
   /** Offer `transfer_to_human`: only where a number is configured. */
   humanTransfer?: boolean;
   /**
+   * The control requests this agent's state accepts (from `acceptedRequests` in
+   * machines/offers.ts): only those become tools. Default: every one.
+   */
+  offers?: readonly ControlRequest[];
+  /**
    * Whether the agent has been retired (the machine moved on). A business tool that finishes
    * after that returns nothing, so its result asks no reply of the old agent: this holds for
    * realtime models too, whose replies do not go through the agent's `llmNode`.
@@ -89,10 +96,13 @@ export function buildTools(
       parameters,
       execute: async (args, { ctx }) =>
         settle(
-          control.request({
-            ...toRequest(args as z.infer<P>),
-            turnId: ctx.speechHandle.id,
-          } as CallEvent),
+          control.request(
+            {
+              ...toRequest(args as z.infer<P>),
+              turnId: ctx.speechHandle.id,
+            } as CallEvent,
+            self,
+          ),
           control,
           self,
         ),
@@ -111,7 +121,12 @@ export function buildTools(
       },
     }),
   );
+  const offers = options.offers;
+  const offered = (kind: ControlRequest['kind'], department?: Department) =>
+    offers === undefined ||
+    offers.some((o) => o.kind === kind && (o.kind !== 'handoff' || o.department === department));
   for (const department of DEPARTMENTS) {
+    if (!offered('handoff', department)) continue;
     tools.push(
       controlTool(
         TOOL_NAMES.handoff(department),
@@ -122,7 +137,7 @@ export function buildTools(
       ),
     );
   }
-  if (self !== 'reception') {
+  if (self !== 'reception' && offered('return')) {
     tools.push(
       controlTool(
         TOOL_NAMES.returnToReception,
@@ -133,7 +148,7 @@ export function buildTools(
       ),
     );
   }
-  if (options.humanTransfer) {
+  if (options.humanTransfer && offered('transfer')) {
     tools.push(
       controlTool(
         TOOL_NAMES.transferToHuman,
@@ -149,26 +164,28 @@ export function buildTools(
       ),
     );
   }
-  tools.push(
-    controlTool(
-      TOOL_NAMES.endCall,
-      'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
-      z.object({
-        reason: z.string().optional().describe('Why the call is ending, in a few words.'),
-      }),
-      ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
-    ),
-  );
+  if (offered('end'))
+    tools.push(
+      controlTool(
+        TOOL_NAMES.endCall,
+        'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
+        z.object({
+          reason: z.string().optional().describe('Why the call is ending, in a few words.'),
+        }),
+        ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
+      ),
+    );
   return new llm.ToolContext(tools);
 }
 
 function settle(decision: Decision, control: CallControl, self: AgentName): string | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
-    // The turn's first change already won, or the call is over: this agent is leaving, so it
-    // must not speak again. No output asks for no reply.
+    // The turn's first change already won, the call is over, or the machine moved on from this
+    // agent (a retired leg): it must not speak again. No output asks for no reply.
     case 'one-per-turn':
     case 'call-ended':
+    case 'retired':
       return undefined;
     default:
       return refusalMessage(decision, control, self);
@@ -202,8 +219,8 @@ export function refusalMessage(
   self: AgentName,
 ): string {
   const what: Record<string, string> = {
-    'handoff-cap': `Transfer refused: this call has reached its limit of ${control.maxHandoffs} transfers.`,
-    'same-department': `Transfer refused: the caller is already with ${self}, which is you. Do not transfer; help them directly.`,
+    'handoff-cap': `Handoff refused: this call has reached its limit of ${control.maxHandoffs} handoffs.`,
+    'same-department': `Handoff refused: the caller is already with ${self}, which is you. Do not hand off; help them directly.`,
     'no-human': 'Transfer refused: nobody can take a transfer from here.',
     'not-available': `That is not possible from ${self} right now.`,
   };

@@ -29,6 +29,7 @@ import {
   createVoices,
 } from './models/index.js';
 import { WireObserver } from './models/openaiWire.js';
+import { type SnapshotSealer, deriveSnapshotKey, snapshotSealer } from './sealing.js';
 import {
   LiveKitTelephony,
   callerFromParticipant,
@@ -89,7 +90,10 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
     humanTransfers: AGENT_NAMES.filter((a) => config.telephony.humanNumbers[a] !== undefined),
   };
   const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input);
-  const fromRoom = restoreFromPayload(readRoomSnapshot(ctx.room.metadata) ?? '', true, input);
+  const sealed = readRoomSnapshot(ctx.room.metadata, roomSealer(config), () =>
+    logger.warn('the room holds a call snapshot this worker cannot open; ignoring it'),
+  );
+  const fromRoom = restoreFromPayload(sealed ?? '', true, input);
   const restoration =
     fromRoom && (!fromDispatch || progress(fromRoom.restore) > progress(fromDispatch.restore))
       ? fromRoom
@@ -107,6 +111,11 @@ function restorationFor(ctx: JobContext, config: Config, logger: Logger): Restor
 function progress(restore: RestorePoint): number {
   const snapshot = restore.snapshot as { context?: { handoffs?: unknown[] } };
   return (snapshot.context?.handoffs?.length ?? 0) * 10_000 + restore.history.length;
+}
+
+/** Seals the room's snapshot with SNAPSHOT_KEY, else a key derived from LIVEKIT_API_SECRET. */
+function roomSealer(config: Config): SnapshotSealer {
+  return snapshotSealer(deriveSnapshotKey(config.snapshotSecret ?? config.livekit.apiSecret!));
 }
 
 /** How long a job waits for its caller before giving up on the room. */
@@ -137,6 +146,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   const snapshotStore = new RoomSnapshotStore(
     new RoomServiceClient(url, apiKey, apiSecret),
     roomName,
+    roomSealer(config),
     (error) => logger.warn({ err: error }, 'could not save the call snapshot to the room'),
     2_000,
     ctx.room.metadata,
@@ -229,7 +239,13 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     bridge.abandon('session failed to start');
     return;
   }
-  // In dispatch mode the previous worker waits for this before leaving: ready to talk.
+  // Dispatch mode: "ready" means this specialist has spoken; the previous worker waits for it
+  // until the payload's deadline and then carries on in process, so a still silent one leaves.
+  if (restoration?.joinBy !== undefined && !(await bridge.firstWordsBy(restoration.joinBy))) {
+    logger.warn('specialist did not speak before the join deadline; withdrawing');
+    await bridge.withdraw();
+    return;
+  }
   await ctx.room.localParticipant?.setAttributes({ [READY_ATTRIBUTE]: '1' });
 
   // Keypad digits from the caller go through the same machine events as the model's tools.

@@ -6,9 +6,11 @@ import {
   END_REASON_HUNG_UP,
   callMachine,
   callStateOf,
+  type AgentName,
   type CallEvent,
 } from '../machines/callMachine.js';
 import { sendAndDecide } from '../machines/decide.js';
+import { acceptedRequests } from '../machines/offers.js';
 
 function startCall(maxHandoffs?: number) {
   const actor = createActor(callMachine, {
@@ -258,5 +260,21 @@ describe('call machine', () => {
     }).start();
     expect(callStateOf(restored.getSnapshot())).toBe('billing');
     expect(restored.getSnapshot().context.handoffs).toHaveLength(1);
+  });
+});
+
+describe('what each agent is offered, derived from the machine', () => {
+  const input = { maxHandoffs: 4, humanTransfers: ['billing' as const] };
+  const names = (agent: AgentName) =>
+    acceptedRequests(agent, input).map((r) => (r.kind === 'handoff' ? r.department : r.kind));
+
+  it('offers reception every department and the end, nothing to return to', () => {
+    expect(names('reception')).toEqual(['billing', 'support', 'sales', 'end']);
+  });
+
+  it('never offers a specialist its own department; a person only where one is configured', () => {
+    expect(names('billing')).toEqual(['support', 'sales', 'return', 'transfer', 'end']);
+    expect(names('support')).toEqual(['billing', 'sales', 'return', 'end']);
+    expect(names('sales')).toEqual(['billing', 'support', 'return', 'end']);
   });
 });

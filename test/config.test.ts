@@ -58,6 +58,8 @@ describe('config', () => {
       ['FIRST_TOKEN_TIMEOUT_MS', '5'],
       ['MAX_FAILED_TURNS', '0'],
       ['HANDOFF_BRIDGE_LINE', 'maybe'],
+      ['SNAPSHOT_KEY', 'short'],
+      ['HEALTH_PORT', '70000'],
     ]) {
       expect(() => loadConfig({ [name!]: value })).toThrow(
         new RegExp(`^Invalid ${name}: .*\\.env`),
@@ -99,6 +101,47 @@ describe('config', () => {
     expect(() => loadConfig({ OPENAI_TTS_FALLBACK_BASE_URL: 'http://127.0.0.1:2/v1' })).toThrow(
       /^OPENAI_TTS_FALLBACK_BASE_URL is set without OPENAI_TTS_FALLBACK_MODEL/,
     );
+  });
+
+  it('refuses malformed URLs, phone numbers and address blocks, naming the variable and why', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [
+        { LIVEKIT_URL: 'not a url' },
+        /^Invalid LIVEKIT_URL: "not a url" is not a ws:\/\/, wss:\/\//,
+      ],
+      [
+        { OPENAI_BASE_URL: 'ws://127.0.0.1/v1' },
+        /^Invalid OPENAI_BASE_URL: .* http:\/\/, https:\/\/ URL/,
+      ],
+      [
+        { VOBIZ_OUTBOUND_NUMBER: '12345' },
+        /^Invalid VOBIZ_OUTBOUND_NUMBER: "12345" has no \+ and country code/,
+      ],
+      [
+        { VOBIZ_INBOUND_NUMBERS: '+919876543210,+91 98' },
+        /^Invalid VOBIZ_INBOUND_NUMBERS: "\+91 98"/,
+      ],
+      [
+        { VOBIZ_ALLOWED_ADDRESSES: 'notacidr' },
+        /^Invalid VOBIZ_ALLOWED_ADDRESSES: "notacidr" is not an IP/,
+      ],
+      [
+        { VOBIZ_ALLOWED_ADDRESSES: '10.0.0.0/33' },
+        /^Invalid VOBIZ_ALLOWED_ADDRESSES: "10.0.0.0\/33"/,
+      ],
+      [{ TRANSFER_BILLING: '555-0100' }, /^Invalid TRANSFER_BILLING: .*or a sip: URI/],
+    ];
+    for (const [env, message] of cases) expect(() => loadConfig(env)).toThrow(message);
+    expect(() =>
+      loadConfig({
+        LIVEKIT_URL: 'wss://acme.livekit.cloud',
+        OPENAI_BASE_URL: 'http://127.0.0.1:8080/v1',
+        VOBIZ_OUTBOUND_NUMBER: '+918041234567',
+        VOBIZ_ALLOWED_ADDRESSES: '13.233.44.61/32, 2001:db8::/32',
+        TRANSFER_BILLING: 'sip:billing@pbx.example.com',
+        DEFAULT_TRANSFER_NUMBER: '+15550100000',
+      }),
+    ).not.toThrow();
   });
 
   it('accepts a complete worker environment', () => {

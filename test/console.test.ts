@@ -3,7 +3,7 @@
  * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,6 +125,14 @@ describe('console --script --json', () => {
     expect(at((e) => e.type === 'dispatch' && e.agent === 'billing')).toBeLessThan(
       at((e) => e.type === 'agent' && e.agent === 'billing'),
     );
+    // One bridge line per handoff, by the agent handing over.
+    const bridgeLines = events.filter(
+      (e) => e.type === 'say' && /get you to|connecting you to/.test(String(e.text)),
+    );
+    expect(bridgeLines.map((e) => [e.agent, e.text])).toEqual([
+      ['reception', "One moment, I'm connecting you to our billing team."],
+      ['billing', "One moment, I'm connecting you to our support team."],
+    ]);
   });
 
   it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
@@ -175,6 +183,38 @@ describe('console --script --json', () => {
   });
 });
 
+describe('console in dispatch mode with a specialist that never speaks', () => {
+  let server: OpenAICompatibleServer;
+  beforeAll(async () => {
+    // The first specialist leg's opening request is never answered; every other one is.
+    let openings = 0;
+    server = await startOpenAICompatibleServer((request) =>
+      request.instructions.includes('Opening:') && ++openings === 1
+        ? new Promise(() => {})
+        : offlineBrain(request),
+    );
+  });
+  afterAll(() => server.close());
+
+  it('withdraws it after HANDOFF_JOIN_TIMEOUT_MS, apologises, goes on in process and ends', async () => {
+    const run = await runConsole(
+      ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', 'dispatch'],
+      { OPENAI_BASE_URL: server.url, HANDOFF_JOIN_TIMEOUT_MS: '1000' },
+    );
+    expect(run.code).toBe(0);
+    const events = parseLines(run.stdout);
+    const reception = events.filter((e) => e.type === 'say' && e.agent === 'reception');
+    expect(reception.at(-1)?.text).toMatch(/our billing team could not pick up on their line/);
+    // The withdrawn leg never reached the caller: the call went on exactly as in process.
+    expectBillingThenSupport(events);
+    expect(events.filter((e) => e.type === 'dispatch').map((e) => e.agent)).toEqual([
+      'billing',
+      'support',
+    ]);
+    expect(events.filter((e) => e.type === 'end')).toHaveLength(1);
+  });
+});
+
 describe('console without --script', () => {
   it('reads caller lines from stdin and hangs up only after the last one', async () => {
     const run = await runConsole(['--json'], {}, 'I need help with my bill\n[0]\nthanks bye\n');
@@ -195,6 +235,7 @@ describe('console errors', () => {
     [['--model', 'gpt'], /--model must be "offline" or "openai"/],
     [['--handoff-mode', 'relay'], /--handoff-mode must be "in-process" or "dispatch"/],
     [['--model', 'openai'], /--model openai needs OPENAI_API_KEY or OPENAI_BASE_URL/],
+    [['--caller', 'abc'], /--caller "abc" has no \+ and country code/],
     [
       ['--script', '/nonexistent/calls.txt'],
       /cannot read script \/nonexistent\/calls.txt: no such file/,
@@ -290,4 +331,14 @@ describe('console shutdown', () => {
       expect(tookMs).toBeLessThan(2_000);
     },
   );
+});
+
+describe('the README', () => {
+  it('shows the JSON Lines the documented console command prints today', async () => {
+    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
+    const shown = /```json\n(\{"type":"start"[\s\S]*?)```/.exec(readme)?.[1];
+    expect(shown, 'the README has a JSON example').toBeDefined();
+    const run = await runConsole(['--script', SCRIPT, '--json']);
+    expect(run.stdout).toBe(shown);
+  });
 });

@@ -184,7 +184,16 @@ describe('the diagram', () => {
     }
     expect(diagram.text).toContain(`state "reception" as ${id('reception')} {`);
     expect(diagram.text).toContain(`${id('reception.greeting')} --> ${id('reception.intent')}`);
-    expect(diagram.text).toMatch(new RegExp(`${id('billing')} --> ${id('support')} : handoff`));
+    // One arrow per pair of states, with no label; its events are listed beside the diagram.
+    expect(diagram.text).toContain(`${id('billing')} --> ${id('support')}`);
+    expect(diagram.text).not.toMatch(/-->.*:/);
+    expect(diagram.transitions).toContainEqual({
+      from: 'billing',
+      to: 'support',
+      events: ['handoff.requested'],
+    });
+    const pairs = diagram.transitions.map((t) => `${t.from}>${t.to}`);
+    expect(new Set(pairs).size).toBe(pairs.length);
     expect(diagram.text).toContain(`${id('ended')} --> [*]`);
     // Refusals do not change the state: no arrow from a state to itself.
     expect(diagram.text).not.toMatch(/(s\d+) --> \1\b/);

@@ -1,7 +1,7 @@
 /**
  * The inspector end to end, in a real browser: the viewer server in-process, calls from the
- * console as child processes with --inspect, and the page in Debian's chromium driven by
- * playwright-core. The test paces the caller's lines on what the page shows, so every state is
+ * console as child processes with --inspect, and the page in a headless Chromium (Debian's, or
+ * the one inside the @sparticuz/chromium package) driven by playwright-core. The test paces the caller's lines on what the page shows, so every state is
  * seen in turn without sleeps. Also: with no viewer listening, --inspect changes nothing.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, type Page, chromium } from 'playwright-core';
+import { type Browser, type LaunchOptions, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InspectorServer, startInspectorServer } from '../src/inspection/server.js';
 import { freePort } from './fakes.js';
@@ -50,6 +50,33 @@ function startConsole(args: string[], env: Record<string, string>): Console {
   return { child, exited };
 }
 
+/** No traffic to the outside: these machines refuse it, and a test must not depend on it. */
+const QUIET = [
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+/**
+ * Debian's chromium when installed; otherwise the static Chromium that ships inside the
+ * `@sparticuz/chromium` npm package, so a bare `npm install && npm test` runs this test too.
+ */
+async function browserToLaunch(): Promise<LaunchOptions> {
+  if (existsSync(CHROMIUM)) {
+    return {
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', ...QUIET],
+    };
+  }
+  const { default: packaged } = await import('@sparticuz/chromium');
+  return {
+    executablePath: await packaged.executablePath(),
+    args: [...packaged.args, ...QUIET],
+    headless: true,
+  };
+}
+
 async function scriptLines(): Promise<string[]> {
   return (await readFile(SCRIPT, 'utf8')).split('\n').filter((l) => l.trim() && !l.startsWith('#'));
 }
@@ -61,26 +88,9 @@ describe('inspector viewer in a browser', () => {
   const pageErrors: Error[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(
-        `${CHROMIUM} not found: the browser test needs Debian's chromium ` +
-          '(apt-get install -y chromium; .ci/run installs it).',
-      );
-    }
     server = await startInspectorServer({ port: 0, host: '127.0.0.1', pii: false });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
-    page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    browser = await chromium.launch(await browserToLaunch());
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
     page.on('pageerror', (error) => pageErrors.push(error));
     await page.goto(server.url);
     await page.locator('[data-testid="connection"][data-connected="true"]').waitFor();
@@ -112,8 +122,35 @@ describe('inspector viewer in a browser', () => {
       page.locator('[data-testid="diagram"] g[data-state="reception"]').getAttribute('data-active'),
     ).resolves.toBe('ancestor');
 
+    // Readable at a glance: state labels in a normal window are at least 12 px high, and the
+    // arrows carry no labels (their events are listed beside the diagram, one row per arrow).
+    const labelPx = await page
+      .locator('[data-testid="diagram"] g[data-state="billing"]')
+      .evaluate((g) => {
+        const label = g.querySelector('.nodeLabel, foreignObject span, text') ?? g;
+        return label.getBoundingClientRect().height;
+      });
+    expect(labelPx).toBeGreaterThanOrEqual(12);
+    const rows = page.locator('[data-testid="transitions"] li');
+    const pairs = await rows.evaluateAll((items) =>
+      items.map((i) => `${i.getAttribute('data-from')}>${i.getAttribute('data-to')}`),
+    );
+    expect(new Set(pairs).size).toBe(pairs.length);
+    await expect(
+      page
+        .locator('[data-testid="transitions"] li[data-from="reception"][data-to="billing"]')
+        .textContent(),
+    ).resolves.toContain('handoff.requested');
+
     call.child.stdin!.write(`${billingLine}\n`);
     await expectActive('billing');
+    // The move just made is highlighted: its row, and the state it came from.
+    await page
+      .locator('[data-testid="transitions"] li[data-last="true"][data-to="billing"]')
+      .waitFor();
+    await page
+      .locator('[data-testid="diagram"] g[data-state="reception.intent"][data-previous="true"]')
+      .waitFor();
     call.child.stdin!.write(`${supportLine}\n`);
     await expectActive('support');
     call.child.stdin!.write(`${byeLine}\n`);

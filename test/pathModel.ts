@@ -35,6 +35,7 @@ import {
   callMachine,
   callStateOf,
 } from '../machines/callMachine.js';
+import { acceptedRequests } from '../machines/offers.js';
 
 export const MODEL_MAX_HANDOFFS = 2;
 /** One retry and two failed turns reach every reply-health guard with the shortest paths. */
@@ -177,15 +178,20 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
       return [{ type, caller: MODEL_CALLER }];
     case 'handoff.requested':
       return DEPARTMENTS.flatMap((department) =>
-        turns.map((turnId) =>
-          mark({
-            type,
-            department,
-            reason: `${department} need ${step}`,
-            summary: `Caller explained the ${department} need at step ${step}.`,
-            turnId,
-          }),
-        ),
+        // In a batch, only the departments that agent has a tool for (derived from the machine).
+        turns
+          .filter(
+            (turnId) => turnId !== sameTurn || offersHandoff(batchAgent!, department, context),
+          )
+          .map((turnId) =>
+            mark({
+              type,
+              department,
+              reason: `${department} need ${step}`,
+              summary: `Caller explained the ${department} need at step ${step}.`,
+              turnId,
+            }),
+          ),
       );
     case 'reception.requested':
       return turns.map((turnId) =>
@@ -228,6 +234,17 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
     default:
       return [{ type } as CallEvent];
   }
+}
+
+function offersHandoff(
+  agent: AgentName,
+  department: string,
+  context: Snapshot['context'],
+): boolean {
+  return acceptedRequests(agent, {
+    maxHandoffs: context.maxHandoffs,
+    humanTransfers: context.humanTransfers,
+  }).some((r) => r.kind === 'handoff' && r.department === department);
 }
 
 /** The events worth trying from a snapshot: those the machine has a transition for. */

@@ -172,18 +172,25 @@ describe('refusals', () => {
     await c.bridge.done;
   });
 
-  it('refuses a handoff to the department already active', async () => {
+  it('refuses a handoff to the department already active: not offered as a tool, refused on the keypad', async () => {
     const c = await startTestCall({
+      keypad: { '1': 'billing' },
       script: {
         'billing please': { toolCalls: [handoffTo('billing')] },
         'more billing': { toolCalls: [handoffTo('billing')] },
       },
     });
     await c.say('billing please');
+    // A model that calls the tool anyway gets the SDK's unknown-tool answer: nothing reaches the
+    // machine, and no model turn is spent on a refusal.
     await c.say('more billing');
     expect(c.bridge.state).toBe('billing');
+    expect(c.events.filter((e) => e.type === 'refusal')).toEqual([]);
+    // The guard stays as a defence: the keypad can still ask, and is refused aloud.
+    expect(c.bridge.keypad('1')).toMatchObject({ accepted: false, code: 'same-department' });
+    await c.bridge.settled();
     expect(c.events).toContainEqual({ type: 'refusal', code: 'same-department', to: 'billing' });
-    expect(c.said('billing').at(-1)).toMatch(/already with billing/);
+    expect(c.said('billing').at(-1)).toMatch(/You're in the right place/);
     expect(c.agents()).toEqual(['reception', 'billing']);
     c.bridge.callerHungUp();
     await c.bridge.done;
@@ -370,5 +377,30 @@ describe('hang-ups', () => {
         summary: 's',
       }),
     ).toMatchObject({ accepted: false, code: 'call-ended' });
+  });
+});
+
+describe('tools from the machine', () => {
+  it('offers each agent exactly the control tools its state accepts (billing: no handoff to billing)', async () => {
+    const c = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing')] } },
+    });
+    const tools = () => Object.keys(c.session.currentAgent.toolCtx.functionTools).sort();
+    expect(tools()).toEqual([
+      'end_call',
+      'pass_control_to_billing',
+      'pass_control_to_sales',
+      'pass_control_to_support',
+    ]);
+    await c.say(CALLER_WORDS);
+    await c.until(() => c.bridge.speakingAgent === 'billing', 'billing');
+    expect(tools()).toEqual([
+      'end_call',
+      'pass_control_to_sales',
+      'pass_control_to_support',
+      'return_to_reception',
+    ]);
+    c.bridge.callerHungUp();
+    await c.bridge.done;
   });
 });

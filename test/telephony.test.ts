@@ -27,6 +27,7 @@ import {
   scriptedBrain,
   sipFailure,
   startLiveKitApiStandIn,
+  freePort,
   startTestCall,
 } from './fakes.js';
 
@@ -150,6 +151,38 @@ describe('npm run setup:telephony', () => {
       'setup:telephony: Missing VOBIZ_PASSWORD: set them in .env (see .env.example).\n',
     );
   });
+
+  it('with nothing set, names the LiveKit and the Vobiz variables in one line', async () => {
+    const result = await run('setupTelephony.ts', [], {});
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      'setup:telephony: Missing LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET, ' +
+        'VOBIZ_SIP_DOMAIN, VOBIZ_USERNAME, VOBIZ_PASSWORD, VOBIZ_OUTBOUND_NUMBER: ' +
+        'set them in .env (see .env.example).\n',
+    );
+  });
+
+  it('names the variable and the host when LiveKit cannot be reached', async () => {
+    const port = await freePort();
+    const result = await run('setupTelephony.ts', [], {
+      ...liveKitEnv(),
+      LIVEKIT_URL: `http://127.0.0.1:${port}`,
+      ...VOBIZ,
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe(
+      `setup:telephony: setup failed: cannot reach LiveKit at 127.0.0.1:${port} (ECONNREFUSED): ` +
+        'check LIVEKIT_URL and that the server is running\n',
+    );
+  });
+
+  it('answers an unknown flag with the usage, exit 2', async () => {
+    const result = await run('setupTelephony.ts', ['--bogus'], {});
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /^setup:telephony: Unknown option '--bogus'\nUsage: npm run setup:telephony/,
+    );
+  });
 });
 
 describe('npm run call', () => {
@@ -178,6 +211,15 @@ describe('npm run call', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/usage: npm run call -- \+<country code><number>/);
     expect(api.requests).toEqual([]);
+  });
+
+  it('says why a number is refused', async () => {
+    const result = await run('placeCall.ts', ['+91-98765-43210'], {
+      ...liveKitEnv(),
+      OUTBOUND_TRUNK_ID: 'x',
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^call: "\+91-98765-43210" has characters other than digits/);
   });
 });
 

@@ -3,8 +3,10 @@
  *
  * XState resolves the targets ("#call.billing", "intent", ...), so any machine works. Mermaid ids
  * are generated (`s0`, `s1`, ...) and mapped back to state paths, which the viewer uses to mark
- * the active state. Transitions between the same two states share one arrow; transitions without
- * a target (refusals: the state does not change) are not drawn.
+ * the active state. Transitions between the same two states share one arrow, drawn without a
+ * label so the states stay large enough to read: the events of each arrow are listed beside the
+ * diagram (`transitions`). Transitions without a target (refusals: the state does not change)
+ * are not drawn.
  */
 import { type AnyStateNode, createMachine } from 'xstate';
 
@@ -13,6 +15,8 @@ export interface Diagram {
   text: string;
   /** Mermaid state id -> state path, e.g. `s2` -> `reception.intent`. */
   states: Record<string, string>;
+  /** One entry per arrow: the state paths it joins and the events that take it. */
+  transitions: { from: string; to: string; events: string[] }[];
 }
 
 function clean(text: string): string {
@@ -88,13 +92,17 @@ export function diagramOf(definition: string): Diagram | null {
       }
       if (child.type === 'final') lines.push(`${indent}${ids.get(child)} --> [*]`);
     }
-    for (const [key, labels] of arrows.get(node) ?? []) {
-      lines.push(`${indent}${key} : ${[...labels].join(', ')}`);
-    }
+    for (const key of (arrows.get(node) ?? new Map()).keys()) lines.push(`${indent}${key}`);
   };
   emit(root, '  ');
   const states = Object.fromEntries(
     [...ids].map(([node, id]) => [id, node.path.join('.')] as const),
   );
-  return { text: lines.join('\n'), states };
+  const transitions = [...arrows.values()].flatMap((inScope) =>
+    [...inScope].map(([key, labels]) => {
+      const [from = '', to = ''] = key.split(' --> ');
+      return { from: states[from] ?? from, to: states[to] ?? to, events: [...labels] };
+    }),
+  );
+  return { text: lines.join('\n'), states, transitions };
 }

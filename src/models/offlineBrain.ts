@@ -6,15 +6,17 @@
 import type { AgentName, Department } from '../../machines/callMachine.js';
 import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
 
-const INTENTS: Record<Department | 'goodbye' | 'reception', RegExp> = {
+const INTENTS: Record<Intent, RegExp> = {
+  person:
+    /\b(a (real )?(person|human)|real person|human being|someone real|an? (agent|operator|representative)|speak to someone|talk to someone)\b/i,
   goodbye:
     /\b(good ?bye|bye|that'?s (all|it)|that is all|nothing else|hang(ing)? up|i'?m (all )?(done|set|good)|have a (nice|good) day)\b/i,
   reception:
     /\b(reception|receptionist|operator|front desk|someone else|wrong (department|team))\b/i,
   billing:
-    /\b(bill(s|ed|ing)?|invoices?|charge[ds]?|charging|refunds?|payments?|pay|paid|credit card|card|receipts?|overcharged|fees?|subscription fee|money back)\b/i,
+    /\b(bill(s|ed|ing)?|invoices?|charge[ds]?|charging|refunds?|payments?|pay|paid|credit card|card|receipts?|overcharged|fees?|subscription|money back|cancel(l?ing|l?ation)?|close my account)\b/i,
   support:
-    /\b(support|broken|not working|doesn'?t work|does not work|stopped working|won'?t (start|load|connect|work)|errors?|crash(es|ed|ing)?|bugs?|fix|problems?|issues?|log ?in|password|reset|outage|offline|slow|trouble|technical)\b/i,
+    /\b(support|broken|not working|doesn'?t work|does not work|stopped working|won'?t (start|load|connect|work)|errors?|crash(es|ed|ing)?|bugs?|fix|problems?|issues?|log ?in|password|reset|outage|offline|slow|trouble|technical|internet|wi-?fi|connection|is down|went down|no signal)\b/i,
   sales:
     /\b(buy|buying|purchase|pricing|prices?|quotes?|upgrade|plans?|demo|sales|new account|sign up|discounts?|order|cost|licen[cs]es?)\b/i,
 };
@@ -36,20 +38,29 @@ const HELP: Record<AgentName, string> = {
     'Our Pro plan is 20 dollars a month per user and includes priority support. Would you like me to set it up?',
 };
 
-export type Intent = Department | 'goodbye' | 'reception';
+export type Intent = Department | 'goodbye' | 'reception' | 'person';
 
-/** The intent mentioned first in the text, if any. */
+/** "billing... actually no, sales": after a correction, the need named last is the one meant. */
+const CORRECTION = /\b(actually|i mean|no wait|sorry,? i meant|rather|instead)\b|\bno,/i;
+
+/** The intent mentioned first in the text (last, after a correction), if any. */
 export function classify(text: string): { intent: Intent; keyword: string } | null {
+  const corrected = CORRECTION.test(text);
   let best: { intent: Intent; keyword: string; index: number } | null = null;
   for (const [intent, pattern] of Object.entries(INTENTS) as [Intent, RegExp][]) {
-    const match = pattern.exec(text);
-    if (match && (best === null || match.index < best.index)) {
-      best = { intent, keyword: match[0], index: match.index };
+    const global = new RegExp(pattern.source, 'gi');
+    for (const match of text.matchAll(global)) {
+      const better =
+        best === null || (corrected ? match.index > best.index : match.index < best.index);
+      if (better) best = { intent, keyword: match[0], index: match.index };
     }
   }
-  // A goodbye anywhere ends the call unless the caller also asks for something after it.
   return best && { intent: best.intent, keyword: best.keyword };
 }
+
+const GREETING = /^\s*(hi|hello|hey|good (morning|afternoon|evening)|hiya)\b[\s!.,]*$/i;
+const NO_MORE =
+  /^\s*(no|nope|nah|no thanks?( you)?|no,? that'?s (all|it)|nothing|not really)\b[\s!.,]*$/i;
 
 export function agentOf(request: ModelRequest): AgentName {
   const match = /You are the (billing|support|sales) specialist/.exec(request.instructions);
@@ -81,20 +92,34 @@ export const offlineBrain: Brain = (request): ModelReply => {
   const self = agentOf(request);
   const opening = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
   if (request.instructions.includes('Opening:') && opening) {
-    const team = self === 'reception' ? 'reception again' : `the ${self} team`;
+    if (self === 'reception') {
+      return { text: `Hi, this is reception again. What else can I do for you? ${HELP.reception}` };
+    }
     const reason = opening[1]!.replace(/[.!?]+$/, '');
     return {
-      text: `Hi, this is ${team}. I understand you're calling about ${reason}. ${HELP[self]}`,
+      text: `Hi, this is the ${self} team. I understand you're calling about ${reason}. ${HELP[self]}`,
     };
   }
 
   const last = request.messages.at(-1);
   if (last?.role === 'tool_result') {
-    const line = /Tell the caller: "([^"]+)"/.exec(last.output);
+    // The output may arrive JSON-encoded (quotes escaped).
+    const line = /Tell the caller: \\?"(.+?)\\?"/.exec(last.output);
     return { text: line?.[1] ?? `Sorry, I can't do that right now. ${HELP[self]}` };
   }
   if (last?.role !== 'user') return {};
 
+  // "No" to "anything else?" is the end of the call, not a new request.
+  const asked = request.messages.filter((m) => m.role === 'assistant').at(-1);
+  if (NO_MORE.test(last.text) && asked?.role === 'assistant') {
+    if (/anything else/i.test(asked.text)) {
+      return { toolCalls: [{ name: 'end_call', args: { reason: 'caller has nothing else' } }] };
+    }
+    return { text: 'Alright. Is there anything else I can help you with?' };
+  }
+  if (GREETING.test(last.text)) {
+    return { text: `Hello! How can I help you today? ${HELP.reception}` };
+  }
   const found = classify(last.text);
   if (found === null) {
     return {
@@ -107,6 +132,17 @@ export const offlineBrain: Brain = (request): ModelReply => {
   const { intent } = found;
   if (intent === 'goodbye') {
     return { toolCalls: [{ name: 'end_call', args: { reason: 'caller said goodbye' } }] };
+  }
+  if (intent === 'person') {
+    if (request.tools.includes('transfer_to_human')) {
+      return {
+        toolCalls: [{ name: 'transfer_to_human', args: { reason: 'caller asked for a person' } }],
+      };
+    }
+    const offer = self === 'reception' ? HELP.reception : 'What do you need?';
+    return {
+      text: `I can't put you through to a person from here, but I can help you myself. ${offer}`,
+    };
   }
   const summary = `Caller said: ${callerLines(request, 3)
     .map((line) => `"${shorten(line, 160)}"`)

@@ -5,7 +5,8 @@
  *
  * Stable hooks for tests and tools: li[data-call-id][data-status][data-connected] in the call
  * list, [data-testid="active-state"], g[data-state][data-active="true"] in the diagram,
- * ol[data-testid="event-log"] > li[data-kind] with [data-field] details, pre[data-testid="context"].
+ * ol[data-testid="event-log"] > li[data-kind] with [data-field] details, pre[data-testid="context"],
+ * ul[data-testid="transitions"] > li[data-from][data-to] (data-last="true" on the last one taken).
  */
 const $ = (selector) => document.querySelector(`[data-testid="${selector}"]`);
 const calls = new Map();
@@ -16,7 +17,39 @@ let drawnText = null;
 let renders = 0;
 let drawing = Promise.resolve();
 
-mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'neutral' });
+mermaid.initialize({
+  startOnLoad: false,
+  securityLevel: 'strict',
+  theme: 'neutral',
+  themeVariables: { fontSize: '18px' },
+  state: { useMaxWidth: false },
+});
+
+/** 1 = the diagram's natural size; null = fit the panel's width. */
+let zoom = null;
+/** Per call: the last transition seen, from one leaf state to another. */
+const lastTransitions = new Map();
+const leafStates = new Map();
+
+function applyZoom() {
+  const svg = $('diagram').querySelector('svg');
+  if (!svg) return;
+  const natural = svg.viewBox.baseVal.width || svg.getBBox().width;
+  svg.style.width = zoom === null ? '100%' : `${Math.round(natural * zoom)}px`;
+  svg.style.height = 'auto';
+}
+
+for (const button of document.querySelectorAll('[data-zoom]')) {
+  button.addEventListener('click', () => {
+    const svg = $('diagram').querySelector('svg');
+    const natural = svg ? svg.viewBox.baseVal.width || 1 : 1;
+    const current = zoom ?? (svg ? svg.getBoundingClientRect().width / natural : 1);
+    const kind = button.getAttribute('data-zoom');
+    zoom =
+      kind === 'fit' ? null : Math.min(4, Math.max(0.25, current * (kind === 'in' ? 1.25 : 0.8)));
+    applyZoom();
+  });
+}
 
 function el(tag, attributes = {}, text = undefined) {
   const node = document.createElement(tag);
@@ -94,8 +127,35 @@ function renderLog(call) {
   if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
+/** Remember the last change of leaf state of each call: the transition to highlight. */
+function trackTransition(call) {
+  const leaf = call.states.at(-1);
+  const before = leafStates.get(call.id);
+  if (before !== undefined && leaf !== undefined && before !== leaf) {
+    lastTransitions.set(call.id, { from: before, to: leaf });
+  }
+  if (leaf !== undefined) leafStates.set(call.id, leaf);
+}
+
+function renderTransitions(call) {
+  const last = lastTransitions.get(call.id);
+  const rows = (call.diagram ? call.diagram.transitions : []).map((t) => {
+    // A transition declared on a parent state (reception's handoffs) is taken from its children.
+    const isLast =
+      Boolean(last) &&
+      t.to === last.to &&
+      (t.from === last.from || last.from.startsWith(`${t.from}.`));
+    const item = el('li', { 'data-from': t.from, 'data-to': t.to, 'data-last': isLast });
+    item.append(el('strong', {}, `${t.from} → ${t.to}`), ' ', el('span', {}, t.events.join(', ')));
+    item.title = t.events.join('\n');
+    return item;
+  });
+  $('transitions').replaceChildren(...rows);
+}
+
 /** Mark the active states (and their ancestors) on the drawn diagram. */
 function markActive(call) {
+  const last = lastTransitions.get(call.id);
   const active = new Set(call.states);
   const ancestors = new Set(
     call.states.flatMap((path) =>
@@ -107,6 +167,9 @@ function markActive(call) {
   );
   for (const node of $('diagram').querySelectorAll('[data-state]')) {
     const path = node.getAttribute('data-state');
+    // The state the last transition came from, so the move just made can be seen.
+    if (last && path === last.from) node.setAttribute('data-previous', 'true');
+    else node.removeAttribute('data-previous');
     if (active.has(path)) node.setAttribute('data-active', 'true');
     else if (ancestors.has(path)) node.setAttribute('data-active', 'ancestor');
     else node.removeAttribute('data-active');
@@ -131,6 +194,7 @@ function drawDiagram(call) {
           }
         }
         drawnText = diagram.text;
+        applyZoom();
       } catch (error) {
         target.replaceChildren(el('p', {}, `The diagram could not be drawn: ${error}`));
         drawnText = null;
@@ -156,6 +220,7 @@ function render() {
   $('call-status').className = `badge ${statusOf(call)}`;
   $('context').textContent = JSON.stringify(call.context, null, 2);
   renderLog(call);
+  renderTransitions(call);
   drawDiagram(call);
 }
 
@@ -172,6 +237,7 @@ function connect() {
       calls.clear();
       for (const call of data.calls) calls.set(call.id, call);
     } else if (data.type === 'call') calls.set(data.call.id, data.call);
+    for (const call of calls.values()) trackTransition(call);
     render();
   };
   socket.onclose = () => {

@@ -1,0 +1,70 @@
+/**
+ * What each agent may ask the machine for, derived from the machine itself: the control requests
+ * its state accepts in a call that has just reached it. The agent's control tools are built from
+ * this, so no agent is offered a request its state would refuse outright (billing is not offered
+ * a handoff to billing). Refusals that depend on the call so far (the handoff cap, one change
+ * per turn) stay the machine's to give at run time.
+ */
+import { getInitialSnapshot, getNextSnapshot } from 'xstate';
+import {
+  AGENT_FOR_STATE,
+  type AgentName,
+  type CallEvent,
+  type CallInput,
+  DEPARTMENTS,
+  type Department,
+  callMachine,
+  callStateOf,
+} from './callMachine.js';
+
+export type ControlRequest =
+  | { kind: 'handoff'; department: Department }
+  | { kind: 'return' }
+  | { kind: 'transfer' }
+  | { kind: 'end' };
+
+const CANDIDATES: ControlRequest[] = [
+  ...DEPARTMENTS.map((department) => ({ kind: 'handoff' as const, department })),
+  { kind: 'return' },
+  { kind: 'transfer' },
+  { kind: 'end' },
+];
+
+function eventFor(request: ControlRequest): CallEvent {
+  const common = { reason: 'offer check', summary: 'offer check', turnId: 'offer-check' };
+  switch (request.kind) {
+    case 'handoff':
+      return { type: 'handoff.requested', department: request.department, ...common };
+    case 'return':
+      return { type: 'reception.requested', ...common };
+    case 'transfer':
+      return { type: 'transfer.requested', reason: common.reason, turnId: common.turnId };
+    case 'end':
+      return { type: 'end.requested', reason: common.reason, turnId: common.turnId };
+  }
+}
+
+/** The state an agent talks in once the call has started (reception: listening). */
+function stateValueOf(agent: AgentName): string | Record<string, string> {
+  const state = (Object.keys(AGENT_FOR_STATE) as (keyof typeof AGENT_FOR_STATE)[]).find(
+    (name) => AGENT_FOR_STATE[name] === agent && name !== 'greeting',
+  )!;
+  return state === 'intent' ? { reception: 'intent' } : state;
+}
+
+/** The control requests `agent`'s state accepts, in the order tools are offered. */
+export function acceptedRequests(agent: AgentName, input: CallInput): ControlRequest[] {
+  const initial = getInitialSnapshot(callMachine, input);
+  const snapshot = callMachine.resolveState({
+    value: stateValueOf(agent),
+    context: { ...initial.context, started: true },
+  });
+  return CANDIDATES.filter((request) => {
+    const after = getNextSnapshot(callMachine, snapshot, eventFor(request));
+    return (
+      after.context.refusals.length === snapshot.context.refusals.length &&
+      (callStateOf(after) !== callStateOf(snapshot) ||
+        after.context.handoffs.length > snapshot.context.handoffs.length)
+    );
+  });
+}
