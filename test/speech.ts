@@ -41,7 +41,9 @@ export interface VoiceTestCall {
   observed: ObservedEvent[];
   config: Config;
   /** Resolve when `ready()` holds, re-checked on every 20 ms tick of the line. */
-  onLine(ready: () => boolean): Promise<void>;
+  onLine(ready: () => boolean, what: string, boundMs?: number): Promise<void>;
+  /** Resolve when `ready()` holds, re-checked on every call event. */
+  until(ready: () => boolean, what: string, boundMs?: number): Promise<void>;
   audio(): Extract<VoiceEvent, { type: 'audio' }>[];
   speech(): Extract<VoiceEvent, { type: 'speech' }>[];
   states(): string[];
@@ -87,16 +89,21 @@ export async function startVoiceTestCall(options: {
     models,
     observed,
     config,
-    onLine: (ready) =>
-      new Promise((resolve) => {
-        if (ready()) return resolve();
-        const check = () => {
-          if (!ready()) return;
-          call.line.off('tick', check);
-          resolve();
-        };
-        call.line.on('tick', check);
-      }),
+    onLine: (ready, what, boundMs = 20_000) =>
+      within(
+        new Promise<void>((resolve) => {
+          if (ready()) return resolve();
+          const check = () => {
+            if (!ready()) return;
+            call.line.off('tick', check);
+            resolve();
+          };
+          call.line.on('tick', check);
+        }),
+        what,
+        boundMs,
+      ),
+    until: (ready, what, boundMs = 20_000) => within(call.until(ready), what, boundMs),
     audio: () => call.events.filter((e) => e.type === 'audio'),
     speech: () => call.events.filter((e) => e.type === 'speech'),
     states: () => call.events.flatMap((e) => (e.type === 'state' ? [e.state] : [])),
@@ -109,4 +116,13 @@ export async function startVoiceTestCall(options: {
     },
     agentsLevel: (fromMs, toMs) => rms(windowOf(call.line.recording().agents, fromMs, toMs)),
   };
+}
+
+/** `promise`, or a failure naming what never happened after `boundMs` of call time. */
+function within<T>(promise: Promise<T>, what: string, boundMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`never saw ${what}`)), boundMs);
+  });
+  return Promise.race([promise, bound]).finally(() => clearTimeout(timer));
 }

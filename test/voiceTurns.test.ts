@@ -36,28 +36,31 @@ describeWithSpeech('turn-taking in a voice call', () => {
   }, 30_000);
   afterAll(() => c?.call.close());
 
-  /** The audio segment of `agent` playing at `atMs`, once it has ended. */
-  const segmentAt = (agent: string, atMs: number) =>
-    c.audio().find((a) => a.agent === agent && a.startMs <= atMs && a.endMs >= atMs - 20);
-
   it('the caller speaking over the bridge line stops it and reaches the new agent only', async () => {
     const speaking = c.call.speak(CHARGED);
-    await c.call.until(() => c.states().includes('billing'));
+    await c.until(() => c.states().includes('billing'), 'the handoff to billing');
     await speaking;
     // The bridge line is playing in reception's voice; the caller talks over it.
-    await c.onLine(() => c.call.line.nowMs() > (c.audio().at(-1)?.endMs ?? 0) && playing());
-    const said = c.call.speak(ONE_MORE);
-    const { startMs } = await said;
+    const played = c.audio().length;
+    await c.onLine(
+      () => c.call.line.nowMs() > (c.audio().at(-1)?.endMs ?? 0) && playing(),
+      'the bridge line playing',
+    );
+    const { startMs } = await c.call.speak(ONE_MORE);
     const voiceAt = c.callerVoiceStartMs(startMs);
-    await c.call.until(() => segmentAt('reception', voiceAt) !== undefined);
-    const bridgeLine = segmentAt('reception', voiceAt)!;
-    expect(bridgeLine.interrupted).toBe(true);
+    await c.until(() => c.audio().length > played, 'the bridge line stopping');
+    const bridgeLine = c.audio()[played]!;
+    expect(bridgeLine).toMatchObject({ agent: 'reception', voice: 'alloy', interrupted: true });
+    expect(bridgeLine.endMs).toBeGreaterThan(startMs); // it was playing when the caller began
     expect(bridgeLine.endMs - voiceAt).toBeLessThanOrEqual(BARGE_IN_MS);
     expect(c.agentsLevel(voiceAt + BARGE_IN_MS, voiceAt + BARGE_IN_MS + 300)).toBeLessThan(50);
 
     // Recognised by the speech server; then whatever the session makes of it has played.
-    await c.onLine(() => c.call.server.heard.some((h) => h.text === ONE_MORE));
-    await c.call.waitIdle();
+    await c.onLine(
+      () => c.call.server.heard.some((h) => h.text === ONE_MORE),
+      'the words recognised',
+    );
+    await c.until(() => c.call.idle, 'the call settling');
     expect(c.call.call.bridge.state).toBe('billing');
     const answers = c.observed.filter((e) => e.type === 'say' && e.text.includes(ONE_MORE));
     expect(answers).toEqual([
@@ -79,17 +82,17 @@ describeWithSpeech('turn-taking in a voice call', () => {
     await c.onLine(() => {
       answerStart ||= playing() ? c.call.line.nowMs() : 0;
       return answerStart > 0 && c.call.line.nowMs() - answerStart >= 1500;
-    });
+    }, 'the answer playing for 1.5 s');
     const { startMs } = await c.call.speak(SORRY);
     const voiceAt = c.callerVoiceStartMs(startMs);
-    await c.call.until(() => c.audio().length > played);
+    await c.until(() => c.audio().length > played, 'the answer stopping');
     const cut = c.audio()[played]!;
     expect(cut).toMatchObject({ agent: 'billing', interrupted: true });
     expect(cut.endMs - voiceAt).toBeLessThanOrEqual(BARGE_IN_MS);
     expect(c.agentsLevel(voiceAt + BARGE_IN_MS, voiceAt + BARGE_IN_MS + 300)).toBeLessThan(50);
 
-    await c.onLine(() => c.call.server.heard.some((h) => h.text === SORRY));
-    await c.call.waitIdle();
+    await c.onLine(() => c.call.server.heard.some((h) => h.text === SORRY), 'the words recognised');
+    await c.until(() => c.call.idle, 'the call settling');
     expect(c.call.call.bridge.state).toBe('billing');
     const answer = c.audio().at(-1)!;
     expect(answer).toMatchObject({ agent: 'billing', interrupted: false });
@@ -103,18 +106,18 @@ describeWithSpeech('turn-taking in a voice call', () => {
     await c.onLine(() => {
       answerStart ||= playing() ? c.call.line.nowMs() : 0;
       return answerStart > 0 && c.call.line.nowMs() - answerStart >= 1000;
-    });
+    }, 'the answer playing for 1 s');
     const hungUpAt = c.call.line.nowMs();
     c.call.hangUp();
     const end = await c.call.done;
     expect(end.reason).toBe('caller-hung-up');
-    await c.call.until(() => c.audio().length > played);
+    await c.until(() => c.audio().length > played, 'the answer stopping');
     const cut = c.audio()[played]!;
     expect(cut).toMatchObject({ agent: 'billing', interrupted: true });
     expect(cut.endMs - hungUpAt).toBeLessThanOrEqual(100);
     expect(c.call.events.filter((e) => e.type === 'ended')).toHaveLength(1);
     // Nothing more is played: the agents' channel stays silent after the cut.
-    await c.onLine(() => c.call.line.nowMs() >= cut.endMs + 500);
+    await c.onLine(() => c.call.line.nowMs() >= cut.endMs + 500, 'half a second more');
     expect(c.agentsLevel(cut.endMs + 20, cut.endMs + 500)).toBe(0);
     expect(c.audio().length).toBe(played + 1);
   }, 40_000);

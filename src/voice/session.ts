@@ -12,11 +12,13 @@ import { createOpenAISTT, createVoices } from '../models/index.js';
 import type { PhoneLine } from './line.js';
 
 /**
- * How long the caller must speak over an agent before it stops. The SDK's default (500 ms) plus
- * VAD latency would leave the caller talking over the agent for most of a second; this keeps the
- * agent's playback stopping within 300 ms of the caller starting.
+ * How long the caller must speak over an agent before it pauses. The SDK's default (500 ms) plus
+ * VAD latency leaves the caller talking over the agent for most of a second; with this the agent
+ * stops within 300 ms of the caller's voice even on two busy cores (test/voiceTurns.test.ts;
+ * 150 ms left no margin there). A false start costs little: the output pauses, and the SDK
+ * resumes it when no words follow.
  */
-export const INTERRUPT_AFTER_MS = 150;
+export const INTERRUPT_AFTER_MS = 80;
 
 export interface VoicePipeline {
   /** A session for one leg of the call, its audio on the line. */
@@ -65,8 +67,11 @@ export async function createVoicePipeline(options: {
           interruption: { enabled: true, mode: 'vad', minDuration: INTERRUPT_AFTER_MS },
         },
       });
-      session.input.audio = line.input();
+      const input = line.input();
+      session.input.audio = input;
       session.output.audio = line.output();
+      // The session only detaches its input when it closes: stop feeding it (a leg handed over).
+      session.on(voice.AgentSessionEventTypes.Close, () => void input.close());
       return session;
     },
   };

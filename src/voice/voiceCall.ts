@@ -153,6 +153,7 @@ export class VoiceCall {
       logger: options.logger,
       observer,
       handoffMode: options.handoffMode,
+      joinTimeoutMs: options.config.handoff.joinTimeoutMs,
       ...(options.inspect ? { inspect: options.inspect } : {}),
       ...(options.keypad ? { keypad: options.keypad } : {}),
       ttsFor: pipeline.ttsFor,
@@ -232,7 +233,12 @@ export class VoiceCall {
     return speech;
   }
 
-  /** Resolves when nothing is playing or about to play: no speech pending, no switch under way. */
+  /** Nothing is playing or about to play: no speech pending, no switch under way. */
+  get idle(): boolean {
+    return this.#idle();
+  }
+
+  /** Resolves when the call is {@link idle}. */
   async waitIdle(): Promise<void> {
     await this.#until(() => this.#idle());
   }
