@@ -147,7 +147,6 @@ export class VoiceCall {
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
       speechOutageMs: options.config.speech.outageMs,
-      joinTimeoutMs: options.config.handoff.joinTimeoutMs,
       companyName: options.config.companyName,
       maxHandoffs: options.config.maxHandoffs,
       logger: options.logger,
