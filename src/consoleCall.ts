@@ -22,6 +22,11 @@ export type HandoffMode = 'in-process' | 'dispatch';
 /** `[1]` presses 1; `[12]` presses 1 then 2, as a caller would. */
 const KEYPRESS = /^\[([0-9*#]+)\]$/;
 
+/** A caller line that is keypad presses (`[1]`, `[12#]`), not words. */
+export function isKeypress(line: string): boolean {
+  return KEYPRESS.test(line);
+}
+
 export interface ConsoleCallOptions {
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
   createModel: (wire: WireObserver) => llm.LLM;

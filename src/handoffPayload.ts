@@ -14,8 +14,10 @@
 import {
   CALL_MACHINE_VERSION,
   type CallContext,
+  type CallerInfo,
   type HandoffRecord,
 } from '../machines/callMachine.js';
+import { CallerSchema, HandoffSchema, PayloadSchema, describeIssue } from './payloadSchema.js';
 
 /** Bump when the payload's own shape changes. */
 export const PAYLOAD_VERSION = 1;
@@ -185,11 +187,12 @@ export function decodePayload(text: string): DecodedPayload | null {
     return null;
   }
   if (parsed?.kind !== 'call-handoff') return null;
-  const handoff = parsed.handoff ?? null;
-  const caller = parsed.snapshot?.context?.caller ?? null;
+  // What can be salvaged from a payload that cannot be restored: each part only if well formed.
+  const handoff = HandoffSchema.safeParse(parsed.handoff);
+  const caller = CallerSchema.safeParse(parsed.snapshot?.context?.caller);
   const salvaged = {
-    handoff,
-    caller,
+    handoff: handoff.success ? (handoff.data as HandoffRecord) : null,
+    caller: caller.success ? (caller.data as CallerInfo) : null,
     ...(typeof parsed.joinBy === 'number' ? { joinBy: parsed.joinBy } : {}),
   };
   if (parsed.payloadVersion !== PAYLOAD_VERSION) {
@@ -201,6 +204,10 @@ export function decodePayload(text: string): DecodedPayload | null {
       reason: `machine version ${parsed.machineVersion}, this worker runs ${CALL_MACHINE_VERSION}`,
       ...salvaged,
     };
+  }
+  const valid = PayloadSchema.safeParse(parsed);
+  if (!valid.success) {
+    return { ok: false, reason: `malformed payload at ${describeIssue(valid.error)}`, ...salvaged };
   }
   return { ok: true, payload: parsed as HandoffPayload };
 }

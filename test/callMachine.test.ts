@@ -254,10 +254,10 @@ describe('call machine', () => {
     const actor = startCall();
     actor.send(handoff('billing'));
     const persisted = { version: CALL_MACHINE_VERSION, snapshot: actor.getPersistedSnapshot() };
-    const restored = createActor(callMachine, {
-      snapshot: JSON.parse(JSON.stringify(persisted)).snapshot,
-      input: {},
-    }).start();
+    const stored = JSON.parse(JSON.stringify(persisted)) as typeof persisted;
+    expect(stored.version).toBe(CALL_MACHINE_VERSION);
+    expect(CALL_MACHINE_VERSION).toBeGreaterThan(0);
+    const restored = createActor(callMachine, { snapshot: stored.snapshot, input: {} }).start();
     expect(callStateOf(restored.getSnapshot())).toBe('billing');
     expect(restored.getSnapshot().context.handoffs).toHaveLength(1);
   });

@@ -183,12 +183,14 @@ export async function startTestCall(options: TestCallOptions = {}) {
   };
 }
 
-function mergeObservers(a: CallObserver, b: CallObserver | undefined): CallObserver {
+/** Both observers hear every kind either of them listens to. */
+export function mergeObservers(a: CallObserver, b: CallObserver | undefined): CallObserver {
   if (!b) return a;
   const merged: CallObserver = {};
-  for (const key of Object.keys(a) as (keyof CallObserver)[]) {
+  const kinds = new Set([...Object.keys(a), ...Object.keys(b)] as (keyof CallObserver)[]);
+  for (const key of kinds) {
     merged[key] = ((...args: unknown[]) => {
-      (a[key] as (...x: unknown[]) => void)(...args);
+      (a[key] as ((...x: unknown[]) => void) | undefined)?.(...args);
       (b[key] as ((...x: unknown[]) => void) | undefined)?.(...args);
     }) as never;
   }

@@ -15,6 +15,7 @@ import {
   scriptedBrain,
   startTestCall,
   trackUnhandledRejections,
+  mergeObservers,
 } from './fakes.js';
 
 const rejections = trackUnhandledRejections();
@@ -348,10 +349,11 @@ describe('hang-ups', () => {
     expect(end.reason).toBe('caller is done');
     expect(c.agents()).toEqual(['reception']);
     // The late handoff got no error output and no reply: the goodbye is the last thing said.
-    const outputs = result?.events.filter((e) => e.type === 'function_call_output') ?? [];
-    expect(outputs.every((e) => !('item' in e) || !(e.item as { isError?: boolean }).isError)).toBe(
-      true,
-    );
+    expect(result, 'the run result').toBeDefined();
+    const outputs = result!.events.filter((e) => e.type === 'function_call_output');
+    // Both tool calls got an output (an empty list would make the check below pass vacuously).
+    expect(outputs).toHaveLength(2);
+    expect(outputs.map((e) => (e.item as { isError?: boolean }).isError)).toEqual([false, false]);
     expect(c.said('reception').at(-1)).toMatch(/Goodbye/);
     expect(c.said('reception').some((t) => t.startsWith('Sorry'))).toBe(false);
   });
@@ -402,5 +404,18 @@ describe('tools from the machine', () => {
     ]);
     c.bridge.callerHungUp();
     await c.bridge.done;
+  });
+});
+
+describe('the shared fakes', () => {
+  it('merge observers so that a kind only the caller listens to (keypad) is heard too', () => {
+    const heard: string[] = [];
+    const merged = mergeObservers(
+      { say: () => heard.push('say') },
+      { keypad: (d) => heard.push(`key ${d}`) },
+    );
+    merged.say?.('reception', 'hi');
+    merged.keypad?.('1');
+    expect(heard).toEqual(['say', 'key 1']);
   });
 });

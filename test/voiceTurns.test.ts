@@ -42,10 +42,12 @@ describeWithSpeech('turn-taking in a voice call', () => {
     await speaking;
     // The bridge line is playing in reception's voice; the caller talks over it.
     const played = c.audio().length;
-    await c.onLine(
-      () => c.call.line.nowMs() > (c.audio().at(-1)?.endMs ?? 0) && playing(),
-      'the bridge line playing',
-    );
+    let lineStart = 0;
+    await c.onLine(() => {
+      lineStart ||=
+        c.call.line.nowMs() > (c.audio().at(-1)?.endMs ?? 0) && playing() ? c.call.line.nowMs() : 0;
+      return lineStart > 0 && c.call.line.nowMs() - lineStart >= 500;
+    }, 'the bridge line playing for half a second');
     const { startMs } = await c.call.speak(ONE_MORE);
     const voiceAt = c.callerVoiceStartMs(startMs);
     await c.until(() => c.audio().length > played, 'the bridge line stopping');

@@ -17,8 +17,8 @@
  *
  *   const server = await startSpeechServer({ phrases, voices?, chat?, hooks?, logger?, port? });
  *   server.url                      'http://127.0.0.1:PORT/v1': OPENAI_BASE_URL for STT/TTS/LLM
- *   server.spoken / server.heard    every synthesis {voice, fliteVoice, text, atMs} and every
- *                                   transcript {itemId, text, via, atMs}, oldest first
+ *   server.spoken / server.heard    every synthesis {voice, fliteVoice, text, atMs, durationMs}, every
+ *                                   transcript {itemId, text, via: realtime|transcriptions, atMs}
  *   server.on('spoken' | 'heard' | 'speechStarted' | 'speechStopped', listener)
  *   server.voiceOf(samples)         which synthesis (so which voice) produced a stretch of audio
  *   server.setPhrases(lines)        the lines callers are expected to say (recognition grammar)

@@ -10,7 +10,12 @@ import type { InspectionEvent } from 'xstate';
 import { type AgentName, type CallerInfo, activeAgentOf } from '../../machines/callMachine.js';
 import type { CallEnd, CallObserver } from '../bridge.js';
 import type { Config } from '../config.js';
-import { ConsoleCall, type ConsoleCallOptions, type HandoffMode } from '../consoleCall.js';
+import {
+  ConsoleCall,
+  type ConsoleCallOptions,
+  type HandoffMode,
+  isKeypress,
+} from '../consoleCall.js';
 import type { KeypadMap } from '../keypad.js';
 import { synthesize } from '../speech/flite.js';
 import { type SpeechServer, startSpeechServer } from '../speech/server.js';
@@ -25,8 +30,6 @@ import { createVoicePipeline } from './session.js';
 
 /** The caller's voice: a flite speaker none of the agents uses, and one recognised well. */
 export const CALLER_VOICE = 'kal16';
-
-const KEYPRESS = /^\[([0-9*#])\]$/;
 
 /** What the call sounded like, on the line's clock (ms from the call's start). */
 export type VoiceEvent =
@@ -73,7 +76,7 @@ export class VoiceCall {
   /** Called on anything that may end a wait: speech created or done, agent switch, end. */
   readonly #changes = new Set<() => void>();
   /** Caller speech waiting for its transcript. */
-  readonly #awaitingHeard: { speech: Promise<CallerSpeech>; heard: (text: string) => void }[] = [];
+  readonly #awaitingHeard: ((heard: string) => void)[] = [];
   #ended = false;
   /** The agent on the line (per the bridge) when the current audio segment started. */
   #onLine: AgentName = 'reception';
@@ -195,7 +198,7 @@ export class VoiceCall {
   async say(text: string): Promise<void> {
     if (!this.active) return;
     await this.waitIdle();
-    if (KEYPRESS.test(text)) {
+    if (isKeypress(text)) {
       await this.call.say(text);
       await this.waitIdle();
       return;
@@ -222,13 +225,12 @@ export class VoiceCall {
     const speech = synthesize(text, CALLER_VOICE).then((pcm) =>
       this.line.speak(bytesToSamples(pcm)),
     );
-    this.#awaitingHeard.push({
-      speech,
-      heard: (heard) =>
+    this.#awaitingHeard.push(
+      (heard) =>
         void speech.then(({ startMs, endMs }) =>
           this.#record({ type: 'speech', startMs, endMs, heard }),
         ),
-    });
+    );
     return speech;
   }
 
@@ -296,7 +298,7 @@ export class VoiceCall {
 
   #heard(text: string): void {
     this.#userTurns++;
-    this.#awaitingHeard.shift()?.heard(text);
+    this.#awaitingHeard.shift()?.(text);
     this.#changed();
   }
 
@@ -316,7 +318,7 @@ export class VoiceCall {
   #onEnd(end: CallEnd): void {
     this.#ended = true;
     // Words the caller said that never became a turn (the call ended first).
-    for (const waiting of this.#awaitingHeard.splice(0)) waiting.heard('');
+    for (const heard of this.#awaitingHeard.splice(0)) heard('');
     this.#record({ type: 'ended', atMs: this.line.nowMs(), reason: end.reason });
     this.#changed();
   }

@@ -78,18 +78,26 @@ export async function runVoiceCall(options: VoiceConsoleOptions): Promise<void> 
     keypad: options.config.telephony.keypad,
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
+  // Ctrl-C or a SIGTERM is the caller hanging up: the machine ends the call, with its `end`.
+  const hangUp = () => call.hangUp();
+  process.once('SIGINT', hangUp).once('SIGTERM', hangUp);
   try {
     await call.start(options.caller);
-    const lines = options.lines ?? options.typed();
-    for await (const line of lines) {
-      if (!call.active) break;
-      try {
-        await call.say(line);
-      } catch (error) {
-        options.logger.error({ err: error }, 'turn failed');
+    // The conversation runs beside the call: whatever ends the call ends the loop's wait.
+    const conversation = (async () => {
+      const lines = options.lines ?? options.typed();
+      for await (const line of lines) {
+        if (!call.active) break;
+        try {
+          await call.say(line);
+        } catch (error) {
+          options.logger.error({ err: error }, 'turn failed');
+        }
       }
-    }
+    })();
+    await Promise.race([conversation, call.done]);
   } finally {
+    process.off('SIGINT', hangUp).off('SIGTERM', hangUp);
     // The script ran out (or stdin closed) without a goodbye: the caller hangs up.
     await call.close();
   }
