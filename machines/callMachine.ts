@@ -6,7 +6,8 @@
  * reception            reception   handoff.requested {department}         billing | support | sales
  *   (both children)                end.requested / caller.hungUp          ended
  *   .greeting                      call.started (records caller, greets)  greeting (once per call)
- *                                  greeting.spoken                        intent
+ *                                  greeting.spoken (played out)           intent
+ *                                  greeting.interrupted (cut, not heard)  intent (recorded)
  *   .intent                        (listening)
  * billing    billing     handoff.requested {support | sales}       support | sales
  * support    support     handoff.requested {billing | sales}       billing | sales
@@ -33,6 +34,19 @@
  *   with reason `model-unavailable`, and an apology in the goodbye.
  * - reply.recovered: a reply reached the caller: the count of failed turns starts again.
  *
+ * Speech health (any agent state; the bridge reports how the speech providers go):
+ * - speech.failed {kind: stt|tts, reason, remaining}: a provider failed; `remaining` providers
+ *   of that kind still work (the SDK's fallbacks moved to the next one). Recorded.
+ *   - stt, none remaining: recognition is down. The agent says once that it has trouble
+ *     hearing (reportHearingTrouble, which also starts the bridge's outage clock); the keypad
+ *     still works.
+ *   - tts, none remaining: no voice can speak: a transfer to a person where one is configured
+ *     (and none has failed), else the end with reason `speech-unavailable`, without words.
+ * - speech.recovered {kind}: a provider works again; for stt, recognition is back
+ *   (hearingRestored stops the clock).
+ * - speech.timedOut {kind: stt}: recognition stayed down SPEECH_OUTAGE_MS: a transfer to a
+ *   person where configured, else a goodbye and the end with reason `speech-unavailable`.
+ *
  * Refusals (recorded in context.refusals; the state and the agent do not change):
  * - one-per-turn:    a second control change (handoff, return, end) from the same model turn
  *                    as one already accepted; the first accepted wins.
@@ -43,13 +57,13 @@
  * Effects are named here and implemented by the bridge with `callMachine.provide(...)`:
  * greetCaller, activateAgent {agent}, transferCall {from}, apologiseForTransfer {agent},
  * endCall {reason, farewell}, holdLine {agent}, retryReply {delayMs},
- * apologiseForReply {agent, kind}. The machine never does I/O and has
+ * apologiseForReply {agent, kind}, reportHearingTrouble {agent}, hearingRestored. The machine never does I/O and has
  * no `invoke` or `after`: timers belong to the bridge, so every path can be generated and tested.
  */
-import { assign, setup } from 'xstate';
+import { and, assign, setup } from 'xstate';
 
 /** Bump when states, events or context change shape: persisted snapshots carry it. */
-export const CALL_MACHINE_VERSION = 2;
+export const CALL_MACHINE_VERSION = 3;
 
 export const DEFAULT_MAX_HANDOFFS = 4;
 export const DEFAULT_REPLY_POLICY: ReplyPolicy = {
@@ -151,6 +165,32 @@ export const RETRYABLE_REPLY_FAILURES: readonly ReplyFailureKind[] = [
 
 export const END_REASON_MODEL_UNAVAILABLE = 'model-unavailable';
 export const END_REASON_SHUTDOWN = 'shutdown';
+export const END_REASON_SPEECH_UNAVAILABLE = 'speech-unavailable';
+
+/** Speech-to-text (the caller's words) or text-to-speech (the agents' voices). */
+export type SpeechKind = 'stt' | 'tts';
+/**
+ * How a speech provider failed: refused (the connection or websocket was refused), closed (a
+ * live connection closed), http (an error status), timeout (no answer or a stalled stream),
+ * error (anything else).
+ */
+export const SPEECH_FAILURE_REASONS = ['refused', 'closed', 'http', 'timeout', 'error'] as const;
+export type SpeechFailureReason = (typeof SPEECH_FAILURE_REASONS)[number];
+
+export interface SpeechFailureRecord {
+  agent: AgentName;
+  kind: SpeechKind;
+  reason: SpeechFailureReason;
+  remaining: number;
+  at: number;
+}
+
+export interface SpeechHealth {
+  /** No speech-to-text provider can hear the caller. */
+  hearingLost: boolean;
+  /** The latest failures, newest last (bounded). */
+  failures: SpeechFailureRecord[];
+}
 
 export interface ReplyPolicy {
   /** Fresh requests after a retryable failure, within one turn. */
@@ -213,13 +253,17 @@ export interface CallContext {
   transfer: TransferRecord | null;
   /** How the agents' model requests are going, and the policy for when they fail. */
   reply: ReplyHealth;
+  /** How the speech providers are going. */
+  speech: SpeechHealth;
+  /** How the greeting went: played out, or cut before its end (barge-in, failed audio). */
+  greeting: 'spoken' | 'interrupted' | null;
 }
 
 export interface TransferRecord {
   from: AgentName;
   reason: string;
-  /** Why the machine started it: the caller or agent asked, or the model is unavailable. */
-  cause: 'requested' | 'model-unavailable';
+  /** Why the machine started it: the caller or agent asked, or the model or speech failed. */
+  cause: 'requested' | 'model-unavailable' | 'speech-unavailable';
   /** Why the last transfer failed, once it has. */
   error?: string;
 }
@@ -237,7 +281,10 @@ interface TurnScoped {
 
 export type CallEvent =
   | { type: 'call.started'; caller?: CallerInfo }
+  /** The greeting's audio was played out to its end. */
   | { type: 'greeting.spoken' }
+  /** The greeting stopped before its end: the caller spoke over it, or its audio failed. */
+  | { type: 'greeting.interrupted' }
   | ({
       type: 'handoff.requested';
       department: Department;
@@ -266,7 +313,17 @@ export type CallEvent =
       retryAfterMs?: number;
     }
   /** A reply reached the caller. */
-  | { type: 'reply.recovered' };
+  | { type: 'reply.recovered' }
+  | {
+      type: 'speech.failed';
+      kind: SpeechKind;
+      reason: SpeechFailureReason;
+      /** Providers of this kind that still work (the fallbacks left). */
+      remaining: number;
+    }
+  | { type: 'speech.recovered'; kind: SpeechKind }
+  /** Recognition has been down SPEECH_OUTAGE_MS. */
+  | { type: 'speech.timedOut'; kind: 'stt' };
 
 export const END_REASON_HUNG_UP = 'caller-hung-up';
 export const END_REASON_TRANSFERRED = 'transferred';
@@ -308,6 +365,18 @@ export const callMachine = setup({
       context.humanTransfers.includes(params.agent) &&
       !context.transfer?.error,
     hasFailedTurns: ({ context }) => context.reply.failedTurns > 0,
+    isVoiceLost: ({ event }) =>
+      event.type === 'speech.failed' && event.kind === 'tts' && event.remaining === 0,
+    isHearingLostNow: ({ context, event }) =>
+      event.type === 'speech.failed' &&
+      event.kind === 'stt' &&
+      event.remaining === 0 &&
+      !context.speech.hearingLost,
+    isHearingBack: ({ context, event }) =>
+      event.type === 'speech.recovered' && event.kind === 'stt' && context.speech.hearingLost,
+    isHearingStillLost: ({ context }) => context.speech.hearingLost,
+    canTransferForSpeech: ({ context }, params: { agent: AgentName }) =>
+      context.humanTransfers.includes(params.agent) && !context.transfer?.error,
   },
   actions: {
     recordCaller: assign({
@@ -346,6 +415,14 @@ export const callMachine = setup({
       endReason: ({ event }) => endReasonOf(event),
     }),
     recordTransfer: assign(({ event }, params: { from: AgentName }) => {
+      if (event.type === 'speech.failed' || event.type === 'speech.timedOut') {
+        const transfer: TransferRecord = {
+          from: params.from,
+          reason: END_REASON_SPEECH_UNAVAILABLE,
+          cause: 'speech-unavailable',
+        };
+        return { transfer, controlTurnId: null, lastTurnId: null };
+      }
       if (event.type === 'reply.failed') {
         const transfer: TransferRecord = {
           from: params.from,
@@ -384,6 +461,23 @@ export const callMachine = setup({
         return { reply: { ...context.reply, failures, failedTurns } };
       },
     ),
+    recordSpeechFailure: assign(({ context, event }, params: { agent: AgentName }) => {
+      if (event.type !== 'speech.failed') return {};
+      const record: SpeechFailureRecord = {
+        agent: params.agent,
+        kind: event.kind,
+        reason: event.reason,
+        remaining: event.remaining,
+        at: Date.now(),
+      };
+      const failures = [...context.speech.failures, record].slice(-MAX_FAILURE_RECORDS);
+      const hearingLost =
+        context.speech.hearingLost || (event.kind === 'stt' && event.remaining === 0);
+      return { speech: { hearingLost, failures } };
+    }),
+    recordHearingBack: assign({
+      speech: ({ context }) => ({ ...context.speech, hearingLost: false }),
+    }),
     recordRecovery: assign({ reply: ({ context }) => ({ ...context.reply, failedTurns: 0 }) }),
     // The model turn that asked for the transfer is long over: the next request opens a new one.
     recordTransferFailure: assign({
@@ -403,6 +497,8 @@ export const callMachine = setup({
     holdLine: (_, _params: { agent: AgentName }) => {},
     retryReply: (_, _params: { delayMs: number }) => {},
     apologiseForReply: (_, _params: { agent: AgentName; kind: ReplyFailureKind }) => {},
+    reportHearingTrouble: (_, _params: { agent: AgentName }) => {},
+    hearingRestored: () => {},
   },
 }).createMachine({
   id: 'call',
@@ -429,6 +525,8 @@ export const callMachine = setup({
       heldReplyId: null,
       failures: [],
     },
+    speech: { hearingLost: false, failures: [] },
+    greeting: null,
   }),
   states: {
     reception: {
@@ -441,7 +539,11 @@ export const callMachine = setup({
             'Reception is speaking its greeting; the caller may already ask for something.',
           on: {
             'call.started': { guard: 'isNotStarted', actions: ['recordCaller', 'greetCaller'] },
-            'greeting.spoken': { target: 'intent' },
+            'greeting.spoken': { target: 'intent', actions: assign({ greeting: 'spoken' }) },
+            'greeting.interrupted': {
+              target: 'intent',
+              actions: assign({ greeting: 'interrupted' }),
+            },
           },
         },
         intent: {
@@ -458,6 +560,7 @@ export const callMachine = setup({
         'transfer.requested': transferUnlessRefused('reception'),
         'caller.hungUp': { target: '#call.ended' },
         ...replyHealth('reception'),
+        ...speechHealth('reception'),
       },
     },
     billing: specialist('billing'),
@@ -481,12 +584,14 @@ export const callMachine = setup({
           type: 'endCall',
           params: ({ event, context }) => ({
             reason: context.endReason ?? END_REASON_HUNG_UP,
-            // Only an agent's decision to end, a shutdown or a model that gave up gets a
-            // goodbye: a caller who hung up or was transferred is no longer listening.
+            // Only an agent's decision to end, a shutdown, a model that gave up or ears that
+            // stayed deaf get a goodbye: a caller who hung up or was transferred is no longer
+            // listening, and with no voice left nothing can be said.
             farewell:
               event.type === 'end.requested' ||
               event.type === 'shutdown.requested' ||
-              event.type === 'reply.failed',
+              event.type === 'reply.failed' ||
+              event.type === 'speech.timedOut',
           }),
         },
       ],
@@ -559,6 +664,7 @@ function specialist(department: Department) {
       'transfer.requested': transferUnlessRefused(department),
       'caller.hungUp': { target: '#call.ended' },
       ...replyHealth(department),
+      ...speechHealth(department),
     },
   } as const;
 }
@@ -608,6 +714,40 @@ function replyHealth(agent: AgentName) {
   } as const;
 }
 
+/** The speech-health policy, the same in every agent state (see the header). */
+function speechHealth(agent: AgentName) {
+  const record = { type: 'recordSpeechFailure', params: { agent } } as const;
+  const transfer = { type: 'recordTransfer', params: { from: agent } } as const;
+  const toPerson = { type: 'canTransferForSpeech', params: { agent } } as const;
+  return {
+    'speech.failed': [
+      {
+        guard: and(['isVoiceLost', toPerson]),
+        target: '#call.transferring',
+        actions: [record, transfer],
+      },
+      { guard: 'isVoiceLost', target: '#call.ended', actions: record },
+      {
+        guard: 'isHearingLostNow',
+        actions: [record, { type: 'reportHearingTrouble', params: { agent } }],
+      },
+      { actions: record },
+    ],
+    'speech.recovered': {
+      guard: 'isHearingBack',
+      actions: ['recordHearingBack', 'hearingRestored'],
+    },
+    'speech.timedOut': [
+      {
+        guard: and(['isHearingStillLost', toPerson]),
+        target: '#call.transferring',
+        actions: transfer,
+      },
+      { guard: 'isHearingStillLost', target: '#call.ended' },
+    ],
+  } as const;
+}
+
 /** Retry-After when the provider sent one (capped), else a doubling backoff. */
 export function retryDelay(policy: ReplyPolicy, event: CallEvent): number {
   if (event.type !== 'reply.failed') return 0;
@@ -629,6 +769,9 @@ function endReasonOf(event: CallEvent): string {
       return END_REASON_SHUTDOWN;
     case 'reply.failed':
       return END_REASON_MODEL_UNAVAILABLE;
+    case 'speech.failed':
+    case 'speech.timedOut':
+      return END_REASON_SPEECH_UNAVAILABLE;
     default:
       return END_REASON_HUNG_UP;
   }

@@ -35,6 +35,7 @@ import {
   type CallerInfo,
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
+  END_REASON_SPEECH_UNAVAILABLE,
   type RefusalRecord,
   type ReplyPolicy,
   callMachine,
@@ -70,6 +71,7 @@ import {
   type ReplyDecision,
   type ReplyReporter,
 } from './replyGuard.js';
+import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js';
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
@@ -125,6 +127,8 @@ export interface CallBridgeOptions {
   wire?: WireObserver;
   /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** How long recognition may be down before a transfer or a goodbye (SPEECH_OUTAGE_MS). */
+  speechOutageMs?: number;
 }
 
 export interface CallStartOptions {
@@ -183,6 +187,8 @@ export class CallBridge implements CallControl {
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
   readonly #saidAhead: string[] = [];
+  /** Reports the speech providers' health to the machine; keeps the outage clock. */
+  readonly #speechHealth: SpeechHealthMonitor;
 
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
@@ -201,6 +207,15 @@ export class CallBridge implements CallControl {
     };
     this.done = new Promise((resolve) => (this.#resolveDone = resolve));
     this.#replies = this.#replyReporter(options);
+    this.#speechHealth = new SpeechHealthMonitor(
+      {
+        send: (event) => this.request(event),
+        isLive: () => !this.#ended && this.#actorStarted,
+        log: this.#log,
+      },
+      options.speechOutageMs ?? DEFAULT_SPEECH_OUTAGE_MS,
+    );
+    this.#speechHealth.watchSession(this.#session);
 
     const machine = callMachine.provide({
       actions: {
@@ -216,6 +231,11 @@ export class CallBridge implements CallControl {
         retryReply: (_, { delayMs }) => (this.#replyDecision = { retryInMs: delayMs }),
         apologiseForReply: (_, { kind }) =>
           (this.#replyDecision = { say: LINES.replyFailed(kind), interrupt: kind === 'cut' }),
+        reportHearingTrouble: () => {
+          this.#speechHealth.startOutageClock();
+          if (!this.#ended) this.#speak(LINES.hearingTrouble, true);
+        },
+        hearingRestored: () => this.#speechHealth.stopOutageClock(),
       },
     });
     this.#machineInput = {
@@ -256,7 +276,14 @@ export class CallBridge implements CallControl {
     // A listener must exist: without one the SDK's emit throws and the request's retry is lost.
     // Failures are reported to the machine by the reply guard; this only logs.
     this.#session.on(voice.AgentSessionEventTypes.Error, ({ error, source }) => {
-      const label = (source as { label?: () => string } | undefined)?.label?.() ?? 'model';
+      // An LLM's label is a method, a speech provider's a string.
+      const raw = (source as { label?: unknown } | undefined)?.label;
+      const label =
+        typeof raw === 'function'
+          ? String(raw.call(source))
+          : typeof raw === 'string'
+            ? raw
+            : 'model';
       this.#log.debug({ err: error, source: label }, 'session reported an error');
     });
     // In a voice call the first words are heard when playback starts, long before the message
@@ -402,6 +429,7 @@ export class CallBridge implements CallControl {
         ? this.#conversationSoFar()
         : undefined;
     const tts = this.#options.ttsFor?.(name);
+    this.#speechHealth.watchVoice(tts);
     // The tools read the agent they belong to once it exists.
     const ref: { agent?: CallAgent } = {};
     ref.agent = new CallAgent({
@@ -593,9 +621,12 @@ export class CallBridge implements CallControl {
     ]).truncate(this.#historyItems);
   }
 
+  /** Spoken only once its audio played out; cut short (or the session closed under it), not. */
   async #greet(): Promise<void> {
-    await this.#speak(LINES.greeting(this.#options.companyName), true).waitForPlayout();
-    if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'greeting.spoken' });
+    const handle = this.#speak(LINES.greeting(this.#options.companyName), true);
+    await handle.waitForPlayout();
+    if (this.actor.getSnapshot().status !== 'active' || this.#sessionClosed) return;
+    this.actor.send({ type: handle.interrupted ? 'greeting.interrupted' : 'greeting.spoken' });
   }
 
   /** An actor that was never started reports status `active` but queues events: start it once. */
@@ -637,6 +668,7 @@ export class CallBridge implements CallControl {
 
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
+    this.#speechHealth.stop();
     this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#requested?.retire();
@@ -664,6 +696,7 @@ export class CallBridge implements CallControl {
     const company = this.#options.companyName;
     if (reason === END_REASON_MODEL_UNAVAILABLE) return LINES.modelUnavailable(company);
     if (reason === END_REASON_SHUTDOWN) return LINES.shutdown(company);
+    if (reason === END_REASON_SPEECH_UNAVAILABLE) return LINES.speechUnavailable(company);
     return LINES.goodbye(company);
   }
 

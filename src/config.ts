@@ -14,6 +14,11 @@ import {
 } from '../machines/callMachine.js';
 import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
 import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
+import {
+  DEFAULT_SPEECH_GAP_TIMEOUT_MS,
+  DEFAULT_SPEECH_OUTAGE_MS,
+  DEFAULT_SPEECH_TIMEOUT_MS,
+} from './speechHealth.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
 export class ConfigError extends Error {
@@ -166,6 +171,14 @@ const EnvSchema = z.object({
   MODEL_RETRIES: optionalString.pipe(z.coerce.number().int().min(0).max(10).optional()),
   RETRY_AFTER_CAP_MS: milliseconds(0, 60_000),
   MAX_FAILED_TURNS: optionalString.pipe(z.coerce.number().int().min(1).max(20).optional()),
+  OPENAI_STT_FALLBACK_MODEL: optionalString,
+  OPENAI_STT_FALLBACK_BASE_URL: optionalString,
+  OPENAI_TTS_FALLBACK_VOICE: optionalString,
+  OPENAI_TTS_FALLBACK_MODEL: optionalString,
+  OPENAI_TTS_FALLBACK_BASE_URL: optionalString,
+  SPEECH_TIMEOUT_MS: milliseconds(200, 30_000),
+  SPEECH_GAP_TIMEOUT_MS: milliseconds(100, 30_000),
+  SPEECH_OUTAGE_MS: milliseconds(1000, 300_000),
 });
 
 export interface Config {
@@ -199,6 +212,8 @@ export interface Config {
   };
   /** Deadlines on every model request, and what the machine does when they fail. */
   reply: { deadlines: ReplyDeadlines; policy: ReplyPolicy };
+  /** Speech providers: fallbacks, the synthesis deadline, how long recognition may be down. */
+  speech: SpeechConfig;
   /** LOG_LEVEL when set; each entry point picks its own default. */
   logLevel: string | undefined;
   /** Show phone numbers and transcripts in logs. Off by default. */
@@ -236,6 +251,29 @@ export interface Config {
     /** The old agent says "One moment, I'm connecting you…" the moment a handoff is accepted. */
     bridgeLine: boolean;
   };
+}
+
+export interface SpeechConfig {
+  /**
+   * A second transcription provider (HTTP), tried after the realtime websocket and the HTTP
+   * endpoint of the main one.
+   */
+  sttFallback: { model: string; baseURL: string | undefined } | undefined;
+  /**
+   * What speaks a line when an agent's voice fails: this voice (default: the agent's own, a
+   * fresh request), on this model and server (default: the main ones).
+   */
+  ttsFallback: {
+    voice: string | undefined;
+    model: string | undefined;
+    baseURL: string | undefined;
+  };
+  /** The longest wait for a speech response's headers before it counts as failed. */
+  timeoutMs: number;
+  /** The longest gap between a speech body's bytes before it counts as stalled. */
+  gapTimeoutMs: number;
+  /** Recognition down this long: a transfer to a person where configured, else a goodbye. */
+  outageMs: number;
 }
 
 export interface TelephonyConfig {
@@ -289,6 +327,19 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       'OPENAI_FALLBACK_BASE_URL is set without OPENAI_FALLBACK_MODEL: set the fallback model too, or remove it. Fix it in .env (see .env.example).',
     );
   }
+  for (const [name, model] of [
+    ['OPENAI_STT_FALLBACK_BASE_URL', e.OPENAI_STT_FALLBACK_MODEL],
+    ['OPENAI_TTS_FALLBACK_BASE_URL', e.OPENAI_TTS_FALLBACK_MODEL ?? e.OPENAI_TTS_FALLBACK_VOICE],
+  ] as const) {
+    if (e[name] && !model) {
+      const needs = name.startsWith('OPENAI_STT')
+        ? 'OPENAI_STT_FALLBACK_MODEL'
+        : 'OPENAI_TTS_FALLBACK_MODEL or OPENAI_TTS_FALLBACK_VOICE';
+      throw new ConfigError(
+        `${name} is set without ${needs}: set it too, or remove it. Fix it in .env (see .env.example).`,
+      );
+    }
+  }
   const defaultVoices: Record<AgentName, string> = {
     reception: 'alloy',
     billing: 'sage',
@@ -330,6 +381,19 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
         maxFailedTurns: e.MAX_FAILED_TURNS ?? DEFAULT_REPLY_POLICY.maxFailedTurns,
         retryAfterCapMs: e.RETRY_AFTER_CAP_MS ?? DEFAULT_REPLY_POLICY.retryAfterCapMs,
       },
+    },
+    speech: {
+      sttFallback: e.OPENAI_STT_FALLBACK_MODEL
+        ? { model: e.OPENAI_STT_FALLBACK_MODEL, baseURL: e.OPENAI_STT_FALLBACK_BASE_URL }
+        : undefined,
+      ttsFallback: {
+        voice: e.OPENAI_TTS_FALLBACK_VOICE,
+        model: e.OPENAI_TTS_FALLBACK_MODEL,
+        baseURL: e.OPENAI_TTS_FALLBACK_BASE_URL,
+      },
+      timeoutMs: e.SPEECH_TIMEOUT_MS ?? DEFAULT_SPEECH_TIMEOUT_MS,
+      gapTimeoutMs: e.SPEECH_GAP_TIMEOUT_MS ?? DEFAULT_SPEECH_GAP_TIMEOUT_MS,
+      outageMs: e.SPEECH_OUTAGE_MS ?? DEFAULT_SPEECH_OUTAGE_MS,
     },
     logLevel: e.LOG_LEVEL,
     logPii: e.LOG_PII,

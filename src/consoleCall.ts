@@ -34,6 +34,8 @@ export interface ConsoleCallOptions {
   reply: Config['reply'];
   /** Speak a bridge line the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** How long recognition may be down before a transfer or a goodbye (voice calls). */
+  speechOutageMs?: number;
   companyName: string;
   maxHandoffs: number;
   logger: Logger;
@@ -182,6 +184,7 @@ export class ConsoleCall {
       reply: this.#options.reply,
       wire,
       ...(this.#options.bridgeLine === false ? { bridgeLine: false } : {}),
+      ...(this.#options.speechOutageMs ? { speechOutageMs: this.#options.speechOutageMs } : {}),
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),

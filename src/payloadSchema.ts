@@ -5,7 +5,11 @@
  * pass through; the call's own context is checked field by field.
  */
 import { z } from 'zod';
-import { AGENT_NAMES, REPLY_FAILURE_KINDS } from '../machines/callMachine.js';
+import {
+  AGENT_NAMES,
+  REPLY_FAILURE_KINDS,
+  SPEECH_FAILURE_REASONS,
+} from '../machines/callMachine.js';
 
 const agent = z.enum(AGENT_NAMES as unknown as [string, ...string[]]);
 const text = z.string();
@@ -57,6 +61,23 @@ const ReplySchema = z
   })
   .strict();
 
+const SpeechSchema = z
+  .object({
+    hearingLost: z.boolean(),
+    failures: z.array(
+      z
+        .object({
+          agent,
+          kind: z.enum(['stt', 'tts']),
+          reason: z.enum(SPEECH_FAILURE_REASONS),
+          remaining: z.number().int().min(0),
+          at: z.number(),
+        })
+        .strict(),
+    ),
+  })
+  .strict();
+
 export const CallContextSchema = z
   .object({
     started: z.boolean(),
@@ -72,12 +93,14 @@ export const CallContextSchema = z
       .object({
         from: agent,
         reason: text,
-        cause: z.enum(['requested', 'model-unavailable']),
+        cause: z.enum(['requested', 'model-unavailable', 'speech-unavailable']),
         error: text.optional(),
       })
       .strict()
       .nullable(),
     reply: ReplySchema,
+    speech: SpeechSchema,
+    greeting: z.enum(['spoken', 'interrupted']).nullable(),
   })
   .strict();
 

@@ -71,7 +71,7 @@ function createSession(config: Config, proc: JobProcess) {
   }
   const ttsFor = createVoices(config);
   const session = new voice.AgentSession({
-    stt: createOpenAISTT(config),
+    stt: createOpenAISTT(config, proc.userData.vad as VAD),
     llm: createOpenAILLM(config, wire),
     tts: ttsFor('reception'),
     vad: proc.userData.vad as VAD,
@@ -168,6 +168,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     reply: config.reply,
     wire,
     bridgeLine: config.handoff.bridgeLine,
+    speechOutageMs: config.speech.outageMs,
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),

@@ -70,6 +70,39 @@ describe('config', () => {
     );
   });
 
+  it('reads the speech fault settings, with one-line errors', () => {
+    const config = loadConfig({
+      OPENAI_STT_FALLBACK_MODEL: 'whisper-1',
+      OPENAI_STT_FALLBACK_BASE_URL: 'http://127.0.0.1:2/v1',
+      OPENAI_TTS_FALLBACK_VOICE: 'nova',
+      SPEECH_TIMEOUT_MS: '2000',
+      SPEECH_GAP_TIMEOUT_MS: '500',
+      SPEECH_OUTAGE_MS: '8000',
+    });
+    expect(config.speech).toEqual({
+      sttFallback: { model: 'whisper-1', baseURL: 'http://127.0.0.1:2/v1' },
+      ttsFallback: { voice: 'nova', model: undefined, baseURL: undefined },
+      timeoutMs: 2000,
+      gapTimeoutMs: 500,
+      outageMs: 8000,
+    });
+    expect(loadConfig({}).speech).toMatchObject({ timeoutMs: 3000, outageMs: 15_000 });
+    for (const [name, value] of [
+      ['SPEECH_TIMEOUT_MS', 'fast'],
+      ['SPEECH_OUTAGE_MS', '10'],
+    ]) {
+      expect(() => loadConfig({ [name!]: value })).toThrow(
+        new RegExp(`^Invalid ${name}: .*\\.env`),
+      );
+    }
+    expect(() => loadConfig({ OPENAI_STT_FALLBACK_BASE_URL: 'http://127.0.0.1:2/v1' })).toThrow(
+      /^OPENAI_STT_FALLBACK_BASE_URL is set without OPENAI_STT_FALLBACK_MODEL/,
+    );
+    expect(() => loadConfig({ OPENAI_TTS_FALLBACK_BASE_URL: 'http://127.0.0.1:2/v1' })).toThrow(
+      /^OPENAI_TTS_FALLBACK_BASE_URL is set without OPENAI_TTS_FALLBACK_MODEL/,
+    );
+  });
+
   it('refuses malformed URLs, phone numbers and address blocks, naming the variable and why', () => {
     const cases: [Record<string, string>, RegExp][] = [
       [

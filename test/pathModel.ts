@@ -12,7 +12,8 @@
  *   - while the model turn that made the last accepted change is still open, which agent made
  *     it (a same-turn request hits the one-per-turn guard, and can only be a tool that agent has),
  *   - the failed model turns in a row (under MODEL_REPLY_POLICY: one retry, two failed turns),
- *     and whether a transfer has failed: the reply-health guards read these.
+ *     and whether a transfer has failed: the reply-health guards read these,
+ *   - whether recognition is down: the speech-health guards read it.
  * Timestamps, the refusal log and the exact reason texts are left out: they grow without bound
  * and no guard reads them.
  */
@@ -219,6 +220,17 @@ function variants(type: string, snapshot: Snapshot): CallEvent[] {
         { type, replyId, kind: 'empty', attempt: 0 },
       ];
     }
+    case 'speech.failed':
+      // A provider down with a fallback left, and the last of each kind.
+      return [
+        { type, kind: 'stt', reason: 'closed', remaining: 1 },
+        { type, kind: 'stt', reason: 'refused', remaining: 0 },
+        { type, kind: 'tts', reason: 'http', remaining: 0 },
+      ];
+    case 'speech.recovered':
+      return [{ type, kind: 'stt' }];
+    case 'speech.timedOut':
+      return [{ type, kind: 'stt' }];
     default:
       return [{ type } as CallEvent];
   }
@@ -257,6 +269,7 @@ export function serializeSnapshot(snapshot: Snapshot): string {
     // The reply-health guards read the failed turns and whether a transfer has failed.
     reply.failedTurns,
     transfer?.error !== undefined,
+    snapshot.context.speech.hearingLost,
   ]);
 }
 

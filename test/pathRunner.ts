@@ -223,6 +223,12 @@ export class PathRun {
         this.#openGreeting();
         await waitFor(this.bridge.actor, (s) => callStateOf(s) !== 'greeting');
         break;
+      case 'greeting.interrupted':
+        // The caller speaks over the greeting: it stops before its end.
+        this.session.interrupt();
+        this.#openGreeting();
+        await waitFor(this.bridge.actor, (s) => callStateOf(s) !== 'greeting');
+        break;
       case 'transfer.succeeded':
       case 'transfer.failed': {
         // The SIP REFER the bridge sent is answered now, as the path says.

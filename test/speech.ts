@@ -9,6 +9,7 @@ import type { HandoffMode } from '../src/consoleCall.js';
 import { createLogger } from '../src/logging.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { rms } from '../src/speech/endpointer.js';
+import type { SpeechServer } from '../src/speech/server.js';
 import { missingSpeechEngines } from '../src/speech/engines.js';
 import { VoiceCall, type VoiceEvent } from '../src/voice/voiceCall.js';
 import { type ObservedEvent, type ScriptEntry, recordingObserver, scriptedBrain } from './fakes.js';
@@ -55,8 +56,12 @@ export interface VoiceTestCall {
 export async function startVoiceTestCall(options: {
   script: Record<string, ScriptEntry>;
   handoffMode?: HandoffMode;
+  /** Settings, as the environment would give them (default: none set). */
+  env?: NodeJS.ProcessEnv;
+  /** A speech server of the test's own (e.g. with a fault script); closed by the test. */
+  speechServer?: SpeechServer;
 }): Promise<VoiceTestCall> {
-  const config = loadConfig({});
+  const config = loadConfig(options.env ?? {});
   const models: ScriptedLLM[] = [];
   const observed: ObservedEvent[] = [];
   const call = await VoiceCall.create({
@@ -74,6 +79,8 @@ export async function startVoiceTestCall(options: {
     observer: recordingObserver(observed),
     handoffMode: options.handoffMode ?? 'in-process',
     phrases: Object.keys(options.script),
+    ...(options.speechServer ? { speechServer: options.speechServer } : {}),
+    keypad: config.telephony.keypad,
   });
   const windowOf = (track: Int16Array, fromMs: number, toMs: number) =>
     track.subarray((fromMs * 24_000) / 1000, (toMs * 24_000) / 1000);

@@ -2,7 +2,7 @@
  * Model construction from configuration. The live worker uses OpenAI STT + LLM + TTS with Silero
  * VAD, or one OpenAI Realtime model; the console uses the OpenAI LLM or the offline brain.
  */
-import { llm, type tts, type voice } from '@livekit/agents';
+import { type VAD, llm, type stt, type tts, type voice } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
 import OpenAI from 'openai';
 import type { AgentName } from '../../machines/callMachine.js';
@@ -10,6 +10,7 @@ import type { Config } from '../config.js';
 import { offlineBrain } from './offlineBrain.js';
 import { WireObserver } from './openaiWire.js';
 import { ScriptedLLM } from './scriptedLlm.js';
+import { createSpeechToText, createSpeechVoices } from './speech.js';
 
 export const OFFLINE_MODEL_LABEL = 'offline keyword model (not an LLM)';
 
@@ -59,6 +60,9 @@ export function callSessionOptions(
   return {
     connOptions: {
       llmConnOptions: { maxRetry: 0, timeoutMs: config.reply.deadlines.firstTokenMs },
+      // Speech-to-text keeps trying its providers for as long as the call lasts: while none
+      // hears, the machine decides (a line, then a person or a goodbye after SPEECH_OUTAGE_MS).
+      sttConnOptions: { maxRetry: Number.MAX_SAFE_INTEGER, retryIntervalMs: 1000 },
       maxUnrecoverableErrors: Number.MAX_SAFE_INTEGER,
     },
   };
@@ -68,25 +72,17 @@ export function createOfflineLLM(): ScriptedLLM {
   return new ScriptedLLM(offlineBrain, OFFLINE_MODEL_LABEL);
 }
 
-export function createOpenAISTT(config: Config) {
-  return new openai.STT({ model: config.models.stt, ...openaiAuth(config) });
+/**
+ * Speech-to-text: with a VAD, the SDK's fallback over the realtime websocket, the same
+ * provider's HTTP endpoint and a second provider (see ./speech.ts); without, the websocket.
+ */
+export function createOpenAISTT(config: Config, vad?: VAD): stt.STT {
+  return createSpeechToText(config, vad);
 }
 
-/** One TTS per agent voice, so the caller hears the change of agent. */
+/** One voice per agent, each with its fallback voice, so the caller hears the change of agent. */
 export function createVoices(config: Config): (agent: AgentName) => tts.TTS {
-  const cache = new Map<AgentName, tts.TTS>();
-  return (agent) => {
-    let voice = cache.get(agent);
-    if (!voice) {
-      voice = new openai.TTS({
-        model: config.models.tts,
-        voice: config.models.voices[agent] as openai.TTSVoices,
-        ...openaiAuth(config),
-      });
-      cache.set(agent, voice);
-    }
-    return voice;
-  };
+  return createSpeechVoices(config);
 }
 
 export function createRealtimeModel(config: Config) {

@@ -59,7 +59,7 @@ export async function createVoicePipeline(options: {
       const session = new voice.AgentSession({
         ...sessionOptions,
         llm: model,
-        stt: createOpenAISTT(speechConfig),
+        stt: createOpenAISTT(speechConfig, vad),
         vad,
         tts: ttsFor('reception'),
         turnHandling: {
