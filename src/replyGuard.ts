@@ -20,7 +20,7 @@
  * If that request brings no tool call either, the caller is told plainly.
  */
 import type { llm } from '@livekit/agents';
-import { APIError, APIStatusError, APITimeoutError, FlushSentinel } from '@livekit/agents';
+import { APIStatusError, APITimeoutError, FlushSentinel } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { AgentName, ReplyFailureKind } from '../machines/callMachine.js';
 import { LINES } from './lines.js';
@@ -311,7 +311,6 @@ function classify(error: Error, spoke: boolean): ReplyFailureKind {
     return 'network';
   }
   if (error instanceof APITimeoutError) return 'timeout';
-  if (error instanceof APIError) return 'network';
   return 'network';
 }
 

@@ -2,50 +2,16 @@
  * `npm run console` end to end, as a child process: --script --json with the offline model and
  * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offlineBrain } from '../src/models/offlineBrain.js';
+import { ROOT, runConsole } from './consoleProcess.js';
 import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runConsole(
-  args: string[],
-  env: Record<string, string> = {},
-  stdin?: string,
-): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
-      {
-        cwd: ROOT,
-        // Isolate from a developer's .env: empty values count as unset.
-        env: {
-          ...process.env,
-          OPENAI_API_KEY: '',
-          OPENAI_BASE_URL: '',
-          LOG_LEVEL: 'error',
-          ...env,
-        },
-        timeout: 60_000,
-      },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(stdin ?? '');
-  });
-}
 
 function parseLines(stdout: string): Record<string, unknown>[] {
   return stdout

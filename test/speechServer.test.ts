@@ -3,6 +3,7 @@
  * transcription websocket (openai.STT's default), the batch transcription endpoint, and chat
  * completions forwarded to a model server, all on one base URL.
  */
+import { concat } from '../src/voice/line.js';
 import { stt } from '@livekit/agents';
 import * as openai from '@livekit/agents-plugin-openai';
 import type { AudioFrame } from '@livekit/rtc-node';
@@ -26,13 +27,7 @@ const CALLER_LINES = [
 async function collect(stream: AsyncIterable<{ frame: AudioFrame }>): Promise<Int16Array> {
   const parts: Int16Array[] = [];
   for await (const { frame } of stream) parts.push(frame.data.slice());
-  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 describeWithSpeech('local speech server', () => {

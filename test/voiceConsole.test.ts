@@ -3,39 +3,14 @@
  * its JSON audio and speech events, the two-channel recording and the timeline; and the one-line
  * failure when the speech engines are missing.
  */
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { rms } from '../src/speech/endpointer.js';
 import { decodeWav } from '../src/speech/wav.js';
+import { ROOT, runConsole } from './consoleProcess.js';
 import { describeWithSpeech } from './speech.js';
-
-const ROOT = join(import.meta.dirname, '..');
-
-function runConsole(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(
-      process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
-      {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          OPENAI_API_KEY: '',
-          OPENAI_BASE_URL: '',
-          LOG_LEVEL: 'error',
-          ...env,
-        },
-        maxBuffer: 10_000_000,
-      },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end();
-  });
-}
 
 describeWithSpeech('voice console', () => {
   it('speaks a scripted call, prints audio and speech events, records both sides and draws it', async () => {

@@ -315,7 +315,8 @@ function clamp(value: number): number {
   return value > 32767 ? 32767 : value < -32768 ? -32768 : value;
 }
 
-function concat(parts: Int16Array[]): Int16Array {
+/** The samples of `parts`, one after another. */
+export function concat(parts: Int16Array[]): Int16Array {
   const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const part of parts) {
