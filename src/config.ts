@@ -305,31 +305,23 @@ function list(value: string | undefined): string[] {
 }
 
 /**
- * The environment (`.env` loaded from the working directory unless `env` is given) checked
- * against `schema`; the first problem is one line naming the variable.
+ * Read and validate configuration. Loads `.env` from the working directory unless `env` is given.
+ * Missing LiveKit credentials are not an error here: only the worker needs them
+ * (see {@link requireWorkerCredentials}).
  */
-function parseEnv<S extends z.ZodTypeAny>(schema: S, env?: NodeJS.ProcessEnv): z.infer<S> {
+export function loadConfig(env?: NodeJS.ProcessEnv): Config {
   if (env === undefined) {
     loadDotenv({ quiet: true });
     env = process.env;
   }
-  const parsed = schema.safeParse(env);
+  const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(
       `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
     );
   }
-  return parsed.data as z.infer<S>;
-}
-
-/**
- * Read and validate configuration. Loads `.env` from the working directory unless `env` is given.
- * Missing LiveKit credentials are not an error here: only the worker needs them
- * (see {@link requireWorkerCredentials}).
- */
-export function loadConfig(env?: NodeJS.ProcessEnv): Config {
-  const e = parseEnv(EnvSchema, env);
+  const e = parsed.data;
   if (e.OPENAI_FALLBACK_BASE_URL && !e.OPENAI_FALLBACK_MODEL) {
     throw new ConfigError(
       'OPENAI_FALLBACK_BASE_URL is set without OPENAI_FALLBACK_MODEL: set the fallback model too, or remove it. Fix it in .env (see .env.example).',
@@ -508,7 +500,18 @@ const StackEnvSchema = z.object({
 
 /** Read the local stack's settings (see {@link StackConfig}); `.env` is loaded as for loadConfig. */
 export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
-  const e = parseEnv(StackEnvSchema, env);
+  if (env === undefined) {
+    loadDotenv({ quiet: true });
+    env = process.env;
+  }
+  const parsed = StackEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new ConfigError(
+      `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
+    );
+  }
+  const e = parsed.data;
   return {
     serverBin: e.LIVEKIT_SERVER_BIN,
     nodeIp: e.LIVEKIT_NODE_IP,
