@@ -8,6 +8,7 @@
 import { getInitialSnapshot, getNextSnapshot } from 'xstate';
 import {
   AGENT_FOR_STATE,
+  AGENT_NAMES,
   type AgentName,
   type CallEvent,
   type CallInput,
@@ -50,6 +51,24 @@ function stateValueOf(agent: AgentName): string | Record<string, string> {
     (name) => AGENT_FOR_STATE[name] === agent && name !== 'greeting',
   )!;
   return state === 'intent' ? { reception: 'intent' } : state;
+}
+
+const memo = new Map<string, Record<AgentName, ControlRequest[]>>();
+
+/**
+ * Every agent's accepted requests for a call with `input`, derived once per distinct input.
+ * Call it outside a machine action: XState warns when a machine is evaluated inside one.
+ */
+export function offersFor(input: CallInput): Record<AgentName, ControlRequest[]> {
+  const key = JSON.stringify(input);
+  let offers = memo.get(key);
+  if (!offers) {
+    offers = Object.fromEntries(
+      AGENT_NAMES.map((agent) => [agent, acceptedRequests(agent, input)]),
+    ) as Record<AgentName, ControlRequest[]>;
+    memo.set(key, offers);
+  }
+  return offers;
 }
 
 /** The control requests `agent`'s state accepts, in the order tools are offered. */

@@ -42,7 +42,7 @@ import {
   callStateOf,
 } from '../machines/callMachine.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
-import { type ControlRequest, acceptedRequests } from '../machines/offers.js';
+import { type ControlRequest, offersFor } from '../machines/offers.js';
 import {
   CallAgent,
   RESUME_INSTRUCTIONS,
@@ -182,7 +182,8 @@ export class CallBridge implements CallControl {
   readonly #carryOver: HandoffCarryOver;
   readonly #replies: ReplyReporter;
   readonly #machineInput: CallInput;
-  readonly #offers = new Map<AgentName, ControlRequest[]>();
+  /** Derived before the call starts: the machine and its input do not change. */
+  readonly #offers: Record<AgentName, ControlRequest[]>;
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
@@ -243,6 +244,7 @@ export class CallBridge implements CallControl {
       humanTransfers: this.#humanTransfers(),
       ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
     };
+    this.#offers = offersFor(this.#machineInput);
     this.actor = createActor(machine, {
       input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
@@ -636,11 +638,8 @@ export class CallBridge implements CallControl {
     this.actor.start();
   }
 
-  /** Derived once per agent per call: the machine and its input do not change. */
   #offersFor(agent: AgentName): ControlRequest[] {
-    let offers = this.#offers.get(agent);
-    if (!offers) this.#offers.set(agent, (offers = acceptedRequests(agent, this.#machineInput)));
-    return offers;
+    return this.#offers[agent];
   }
 
   #humanTransfers(): AgentName[] {
