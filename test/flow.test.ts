@@ -6,7 +6,9 @@
 import { getInitialSnapshot, getNextSnapshot } from 'xstate';
 import { afterAll, describe, expect, it } from 'vitest';
 import { machineFor } from '../machines/callMachine.js';
-import { DEFAULT_FLOW, type Flow, defineFlow } from '../machines/flow.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { DEFAULT_FLOW, type Flow, defineFlow, transferSetting } from '../machines/flow.js';
 import { offersFor } from '../machines/offers.js';
 import { ConsoleCall } from '../src/consoleCall.js';
 import { loadConfig } from '../src/config.js';
@@ -86,6 +88,13 @@ describe('a department added as one entry of the flow', () => {
     );
     // The default flow's settings do not know it.
     expect(loadConfig({ TRANSFER_RETURNS: '+15550100999' }).telephony.humanNumbers).toEqual({});
+  });
+
+  it('the default flow: each department has its TRANSFER_ line in .env.example', () => {
+    const example = readFileSync(join(import.meta.dirname, '..', '.env.example'), 'utf8');
+    for (const { name } of DEFAULT_FLOW.departments) {
+      expect(example).toMatch(new RegExp(`^${transferSetting(name)}=`, 'm'));
+    }
   });
 
   it('refuses a declaration that cannot work, in one line naming the entry', () => {
