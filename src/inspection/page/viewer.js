@@ -186,9 +186,10 @@ function drawDiagram(call) {
       try {
         const { svg } = await mermaid.render(`diagram-${++renders}`, diagram.text);
         target.innerHTML = svg;
-        // Mermaid ids look like "diagram-3-state-s4-12": map s4 back to its state path.
+        // Mermaid 11 names a simple state's group "state-s4-12" and a composite state's "s4"
+        // (the id given in the diagram's text): map s4 back to its state path.
         for (const node of target.querySelectorAll('g[id]')) {
-          const match = /-state-(s\d+)-\d+$/.exec(node.id);
+          const match = /^(?:state-)?(s\d+)(?:-\d+)?$/.exec(node.id);
           if (match && diagram.states[match[1]]) {
             node.setAttribute('data-state', diagram.states[match[1]]);
           }
