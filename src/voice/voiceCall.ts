@@ -148,6 +148,7 @@ export class VoiceCall {
       },
     };
     const call = new ConsoleCall({
+      flow: options.config.flow,
       createModel: options.createModel,
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
