@@ -416,3 +416,27 @@ describe('inspection configuration', () => {
     expect(() => loadConfig({ INSPECT: 'on' })).toThrow(/^Invalid INSPECT:/);
   });
 });
+
+describe('npm run inspector', () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'inspector.ts'), ...args],
+        { timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+      );
+    });
+
+  it('prints its usage for --help, and refuses a bad flag with the usage and exit 2', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm run inspector\n/);
+    const bad = await run(['--port', '5']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toBe("inspector: Unknown option '--port'");
+    expect(bad.stderr).toContain('Usage: npm run inspector');
+    expect(bad.stdout).toBe('');
+  });
+});
