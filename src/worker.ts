@@ -2,6 +2,7 @@
  * One live call, in its job process: connect, wait for the caller, run the machine-driven
  * session until the call ends, then shut the job down.
  */
+import { businessTools } from './business/index.js';
 import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
@@ -164,6 +165,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   const bridge = new CallBridge({
     session,
     flow: config.flow,
+    extraTools: businessTools,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,

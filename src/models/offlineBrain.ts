@@ -111,16 +111,14 @@ export function createOfflineBrain(flow: Flow = DEFAULT_FLOW): Brain {
   return (request) => answer(request, flow, HELP);
 }
 
-function answer(
-  request: ModelRequest,
-  flow: Flow,
-  HELP: (agent: AgentName) => string,
-): ModelReply {
+function answer(request: ModelRequest, flow: Flow, HELP: (agent: AgentName) => string): ModelReply {
   const self = agentOf(request, flow);
   const opening = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
   if (request.instructions.includes(OPENING_PREFIX) && opening) {
     if (self === 'reception') {
-      return { text: `Hi, this is reception again. What else can I do for you? ${HELP('reception')}` };
+      return {
+        text: `Hi, this is reception again. What else can I do for you? ${HELP('reception')}`,
+      };
     }
     const reason = opening[1]!.replace(/[.!?]+$/, '');
     return {
@@ -190,10 +188,13 @@ function answer(
   // No words of its own: the bridge speaks the bridge line the moment the handoff is accepted.
   return {
     toolCalls: [
-      { name: tool, args: { reason: `${topicOf(flow, intent)}: "${reasonWords(last.text)}"`, summary } },
+      {
+        name: tool,
+        args: { reason: `${topicOf(flow, intent)}: "${reasonWords(last.text)}"`, summary },
+      },
     ],
   };
-};
+}
 
 /** The offline model of the default flow. */
 export const offlineBrain: Brain = createOfflineBrain();
