@@ -35,7 +35,6 @@ import {
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
   END_REASON_SPEECH_UNAVAILABLE,
-  type RefusalRecord,
   type ReplyPolicy,
   callStateOf,
   machineFor,
@@ -54,6 +53,7 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
+import { type CallObserver, CallReporter } from './callReporter.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import {
@@ -75,20 +75,7 @@ import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
-/** Everything a front end (console, worker, inspector) may want to show. */
-export interface CallObserver {
-  transition?(change: { from: CallStateName; to: CallStateName; event: string }): void;
-  refusal?(refusal: RefusalRecord): void;
-  /** An agent's activity started: it is the one talking now. */
-  agent?(name: AgentName): void;
-  say?(agent: AgentName, text: string): void;
-  caller?(text: string): void;
-  /** The caller pressed an assigned key. */
-  keypad?(digit: string): void;
-  /** Dispatch mode: the call's payload was sent to `agent`'s worker. */
-  dispatch?(agent: AgentName, bytes: number): void;
-  end?(reason: string): void;
-}
+export type { CallObserver } from './callReporter.js';
 
 export interface CallBridgeOptions {
   session: voice.AgentSession;
@@ -166,9 +153,8 @@ export class CallBridge implements CallControl {
   #handedOver = false;
   #actorStarted = false;
   #sessionClosed = false;
-  #lastState: CallStateName | null = null;
-  /** Refusals already reported; a restored call's were reported by the leg that recorded them. */
-  #refusalCount = 0;
+  /** Observers: transitions, refusals, lines, the end. */
+  #reporter!: CallReporter;
   /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
   readonly #carried: HistoryLine[];
   /** Whether the caller has heard anything from this leg yet, and who waits for that. */
@@ -257,7 +243,13 @@ export class CallBridge implements CallControl {
         options.inspect?.(event);
       },
     });
-    this.#refusalCount = this.actor.getSnapshot().context.refusals.length;
+    this.#reporter = new CallReporter(
+      options.observer,
+      this.#log,
+      // Any line the caller heard from this leg (a hold line too) is its first words.
+      (kind) => kind === 'say' && this.#markSpoke(),
+      this.actor.getSnapshot().context.refusals.length,
+    );
     this.#session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) => {
       this.#turns.set(speechHandle.id, speechHandle);
       if (this.#turns.size > 16) this.#turns.delete(this.#turns.keys().next().value!);
@@ -766,18 +758,7 @@ export class CallBridge implements CallControl {
   }
 
   #observeMachine(event: InspectionEvent): void {
-    if (event.type !== '@xstate.snapshot' || event.actorRef !== this.actor) return;
-    const snapshot = this.actor.getSnapshot();
-    const state = callStateOf(snapshot);
-    if (this.#lastState !== null && state !== this.#lastState) {
-      this.#notify('transition', { from: this.#lastState, to: state, event: event.event.type });
-    }
-    this.#lastState = state;
-    this.#saveSnapshot();
-    const refusals = snapshot.context.refusals;
-    for (; this.#refusalCount < refusals.length; this.#refusalCount++) {
-      this.#notify('refusal', refusals[this.#refusalCount]!);
-    }
+    if (this.#reporter?.machineChanged(event, this.actor)) this.#saveSnapshot();
   }
 
   /** This leg has been heard: a line was said, or its audio started playing. */
@@ -787,17 +768,10 @@ export class CallBridge implements CallControl {
     for (const waiter of this.#firstWordsWaiters) waiter(true);
   }
 
-  /** Observers must never break the call: their errors are logged, not thrown. */
   #notify<K extends keyof CallObserver>(
     kind: K,
     ...args: Parameters<NonNullable<CallObserver[K]>>
   ): void {
-    // Any line the caller heard from this leg (a hold line too) is its first words.
-    if (kind === 'say') this.#markSpoke();
-    try {
-      (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
-    } catch (error) {
-      this.#log.warn({ err: error, kind }, 'call observer failed');
-    }
+    this.#reporter.notify(kind, ...args);
   }
 }
