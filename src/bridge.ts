@@ -43,6 +43,7 @@ import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import { type ControlRequest, offersFor } from '../machines/offers.js';
 import { CallAgent } from './agents.js';
+import { Floor } from './floor.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
   type HandoverTransport,
@@ -146,6 +147,8 @@ export class CallBridge implements CallControl {
   #resolveDone!: (end: CallEnd) => void;
   /** The agent the session was last told to run. */
   #requested: CallAgent | null = null;
+  /** Who may speak: the agent switched in last, or nobody once the call has ended or moved. */
+  readonly #floor = new Floor();
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
@@ -319,6 +322,7 @@ export class CallBridge implements CallControl {
       ? this.#buildAgent(activeAgentOf(this.actor.getSnapshot()) ?? 'reception', context, restore)
       : this.#buildAgent('reception', null);
     this.#requested = first;
+    this.#floor.give(first);
     await this.#session.start({
       agent: first,
       ...(options.room ? { room: options.room } : {}),
@@ -441,11 +445,12 @@ export class CallBridge implements CallControl {
         humanTransfer: this.humanNumberFor(name) !== undefined,
         // Only what this agent's state accepts: no tool the machine would refuse outright.
         offers: this.#offersFor(name),
-        isRetired: () => ref.agent?.retired ?? false,
+        isRetired: () => !this.#floor.holds(ref.agent),
       }),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       replies: this.#replies,
+      floor: this.#floor,
       onEnter: (agent) => {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
@@ -463,7 +468,7 @@ export class CallBridge implements CallControl {
     if (this.#ended || name === this.#requested?.callAgent) return;
     if (this.#options.handover) {
       // The old agent stays silent from now on; the effect runs after this transition.
-      this.#requested?.retire();
+      this.#floor.give(null);
       this.#enqueue('handover', () => this.#handOver(name, context));
       return;
     }
@@ -478,8 +483,8 @@ export class CallBridge implements CallControl {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
-      this.#requested?.retire();
       this.#requested = agent;
+      this.#floor.give(agent);
       this.#session.updateAgent(agent);
       this.#log.info({ agent: name }, 'agent switch requested');
     } catch (error) {
@@ -572,7 +577,7 @@ export class CallBridge implements CallControl {
     if (this.#ended) return;
     this.#ended = true;
     this.#handedOver = true; // the call lives elsewhere: its close is not this leg's end
-    this.#requested?.retire();
+    this.#floor.give(null);
     this.actor.stop();
     try {
       await this.#session.close();
@@ -665,7 +670,7 @@ export class CallBridge implements CallControl {
     this.#speechHealth.stop();
     this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
-    this.#requested?.retire();
+    this.#floor.give(null);
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
     this.#closing = (async () => {
       try {
@@ -699,8 +704,7 @@ export class CallBridge implements CallControl {
    * say what to do (`#replyDecision`). Reports from an agent no longer on the line are dropped.
    */
   #replyReporter(options: CallBridgeOptions): ReplyReporter {
-    const onLine = (agent: AgentName) =>
-      !this.#ended && this.#requested?.callAgent === agent && !this.#requested.retired;
+    const onLine = (agent: AgentName) => !this.#ended && this.#floor.heldBy(agent);
     const decide = (event: CallEvent): ReplyDecision | null => {
       this.#replyDecision = null;
       this.request(event);
