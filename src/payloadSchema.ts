@@ -91,6 +91,8 @@ export const CallContextSchema = z
         from: agent,
         reason: text,
         cause: z.enum(['requested', 'model-unavailable', 'speech-unavailable']),
+        referring: z.boolean().optional(),
+        callerLeft: z.boolean().optional(),
         error: text.optional(),
       })
       .strict()
@@ -98,6 +100,8 @@ export const CallContextSchema = z
     reply: ReplySchema,
     speech: SpeechSchema,
     greeting: z.enum(['spoken', 'interrupted']).nullable(),
+    handoffMode: z.enum(['in-process', 'dispatch']),
+    handover: z.object({ to: agent }).strict().nullable(),
   })
   .strict();
 
