@@ -70,7 +70,7 @@ import { and, assign, setup } from 'xstate';
 import { DEFAULT_FLOW, type Flow, agentsOf, departmentsOf } from './flow.js';
 
 /** Bump when states, events or context change shape: persisted snapshots carry it. */
-export const CALL_MACHINE_VERSION = 4;
+export const CALL_MACHINE_VERSION = 5;
 
 export const DEFAULT_MAX_HANDOFFS = 4;
 export const DEFAULT_REPLY_POLICY: ReplyPolicy = {
@@ -97,7 +97,7 @@ export function callStateOf(snapshot: { value: unknown }): CallStateName {
 
 /** The agent a live state puts on the line: reception in its two states, else the department. */
 export function agentForState(state: CallStateName): AgentName | null {
-  if (state === 'ended' || state === 'transferring') return null;
+  if (state === 'ended' || state === 'transferring' || state === 'handedOver') return null;
   return state === 'greeting' || state === 'intent' ? 'reception' : state;
 }
 
@@ -254,6 +254,9 @@ export interface CallContext {
   speech: SpeechHealth;
   /** How the greeting went: played out, or cut before its end (barge-in, failed audio). */
   greeting: 'spoken' | 'interrupted' | null;
+  handoffMode: HandoffMode;
+  /** Dispatch mode: the call is being handed to `to`'s worker, which has not joined yet. */
+  handover: { to: AgentName } | null;
 }
 
 export interface TransferRecord {
@@ -273,7 +276,12 @@ export interface CallInput {
   maxHandoffs?: number;
   humanTransfers?: AgentName[];
   replyPolicy?: ReplyPolicy;
+  /** How a handoff reaches the next agent: in this session, or another worker (dispatch). */
+  handoffMode?: HandoffMode;
 }
+
+export type HandoffMode = 'in-process' | 'dispatch';
+export const END_REASON_HANDED_OVER = 'handed-over';
 
 /** Control events may carry the id of the model turn that produced them. */
 interface TurnScoped {
@@ -301,6 +309,12 @@ export type CallEvent =
   | { type: 'transfer.failed'; error: string }
   /** The call was restored from a snapshot after its worker stopped. */
   | { type: 'call.resumed' }
+  /** Dispatch mode, in the leg handing over: the next worker has the caller. */
+  | { type: 'handover.joined' }
+  /** Dispatch mode, in the leg handing over: the next worker never joined. */
+  | { type: 'handover.failed'; reason: string }
+  /** Dispatch mode, in the leg taking over: the call arrived here. */
+  | { type: 'handover.received' }
   | { type: 'caller.hungUp' }
   /** The session closed under the call (job shut down, unrecoverable model error). */
   | { type: 'session.closed'; reason?: string }
@@ -358,6 +372,7 @@ const callSetup = setup({
     isTransferFrom: ({ context }, params: { agent: AgentName }) =>
       context.transfer?.from === params.agent,
     isReferring: ({ context }) => context.transfer?.referring === true,
+    isHandingOver: ({ context }) => context.handover !== null,
     isCallerGone: ({ context }) => context.transfer?.callerLeft === true,
     isNotHeldInTurn: ({ context, event }) =>
       event.type === 'reply.late' && event.replyId !== context.reply.heldReplyId,
@@ -503,8 +518,12 @@ const callSetup = setup({
       controlTurnId: null,
       lastTurnId: null,
     }),
+    clearHandover: assign({ handover: null }),
     // Effects: the bridge provides the real implementations.
     greetCaller: () => {},
+    dispatchCall: (_, _params: { to: AgentName }) => {},
+    takeOverHere: (_, _params: { agent: AgentName }) => {},
+    leaveCall: () => {},
     activateAgent: (_, _params: { agent: AgentName }) => {},
     transferCall: (_, _params: { from: AgentName }) => {},
     apologiseForTransfer: (_, _params: { agent: AgentName }) => {},
@@ -548,11 +567,13 @@ export function createCallMachine(flow: Flow) {
       },
       speech: { hearingLost: false, failures: [] },
       greeting: null,
+      handoffMode: input.handoffMode ?? 'in-process',
+      handover: null,
     }),
     states: {
       reception: {
         description: 'The reception agent is on the line: greeting the caller, then listening.',
-        entry: { type: 'activateAgent', params: { agent: 'reception' } },
+        entry: bringIn('reception'),
         initial: 'greeting',
         states: {
           greeting: {
@@ -606,6 +627,11 @@ export function createCallMachine(flow: Flow) {
           'call.resumed': agents.map((agent) => backAfterFailedTransfer(agent)),
         },
       },
+      handedOver: {
+        description: 'Dispatch mode: the call went on in the next worker; this leg left it.',
+        type: 'final',
+        entry: [assign({ endReason: END_REASON_HANDED_OVER }), 'leaveCall'],
+      },
       ended: {
         type: 'final',
         entry: [
@@ -643,6 +669,34 @@ export function machineFor(flow: Flow): CallMachine {
 
 /** The default flow's machine: reception, billing, support and sales. */
 export const callMachine: CallMachine = machineFor(DEFAULT_FLOW);
+
+/**
+ * Entering an agent's state: in dispatch mode a handoff sends the call to that agent's worker
+ * (`dispatchCall`; the old agent falls silent); anything else brings the agent in here.
+ */
+function bringIn(agent: AgentName) {
+  return callSetup.enqueueActions(({ context, event, enqueue }) => {
+    const handoff = event.type === 'handoff.requested' || event.type === 'reception.requested';
+    if (context.handoffMode === 'dispatch' && handoff) {
+      enqueue.assign({ handover: { to: agent } });
+      enqueue({ type: 'dispatchCall', params: { to: agent } });
+    } else {
+      enqueue({ type: 'activateAgent', params: { agent } });
+    }
+  });
+}
+
+/** Dispatch mode: how a handover under way ends, the same in every agent state. */
+function handover(agent: AgentName) {
+  const takeOver = ['clearHandover', { type: 'takeOverHere', params: { agent } }] as const;
+  return {
+    'handover.joined': { guard: 'isHandingOver', target: '#call.handedOver' },
+    // Never joined, or the worker restarted before it knew: the agent comes in here after all.
+    'handover.failed': { guard: 'isHandingOver', actions: takeOver },
+    'handover.received': { guard: 'isHandingOver', actions: 'clearHandover' },
+    'call.resumed': { guard: 'isHandingOver', actions: takeOver },
+  } as const;
+}
 
 function refuse(from: AgentName, code: RefusalCode) {
   return { type: 'recordRefusal', params: { from, code } } as const;
@@ -686,7 +740,7 @@ function endUnlessSameTurn(from: AgentName) {
 function specialist(department: Department, departments: readonly Department[]) {
   return {
     description: `The ${department} specialist is talking with the caller.`,
-    entry: { type: 'activateAgent', params: { agent: department } },
+    entry: bringIn(department),
     on: {
       'handoff.requested': [
         { guard: 'isSameTurnAsLastChange', actions: refuse(department, 'one-per-turn') },
@@ -710,6 +764,7 @@ function specialist(department: Department, departments: readonly Department[]) 
       'caller.hungUp': { target: '#call.ended' },
       ...replyHealth(department),
       ...speechHealth(department),
+      ...handover(department),
     },
   } as const;
 }

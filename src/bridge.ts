@@ -32,6 +32,7 @@ import {
   type CallInput,
   type CallStateName,
   type CallerInfo,
+  END_REASON_HANDED_OVER,
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
   END_REASON_SPEECH_UNAVAILABLE,
@@ -215,6 +216,17 @@ export class CallBridge implements CallControl {
       actions: {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
+        dispatchCall: ({ context }, { to }) => {
+          // The old agent stays silent from now on; the effect runs after this transition.
+          this.#floor.give(null);
+          this.#enqueue('handover', () => this.#handOver(to, context));
+        },
+        takeOverHere: (_, { agent }) =>
+          this.#enqueue('take over', async () => {
+            await this.#speak(LINES.bridgeFailed(agent), false).waitForPlayout();
+            if (!this.#ended) this.#switchInProcess(agent, this.actor.getSnapshot().context, false);
+          }),
+        leaveCall: ({ context }) => void this.#leave(context),
         transferCall: ({ context }, { from }) =>
           this.#enqueue('transfer', () =>
             this.#transfers.run(this.#transferHost, from, context.transfer),
@@ -233,6 +245,7 @@ export class CallBridge implements CallControl {
       },
     });
     this.#machineInput = {
+      handoffMode: options.handover ? 'dispatch' : 'in-process',
       maxHandoffs: options.maxHandoffs,
       humanTransfers: this.#humanTransfers(),
       ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
@@ -331,9 +344,9 @@ export class CallBridge implements CallControl {
     });
     this.#startActor();
     if (restore) {
-      // The machine decides what a restart means for the state it was in (a transfer under
-      // way cannot survive one: its outcome is unknowable).
-      this.actor.send({ type: 'call.resumed' });
+      // The machine decides what this means for the state it was in: a call handed over arrives
+      // here; after a restart a transfer or a handover under way cannot be known to have worked.
+      this.actor.send({ type: restore.resumed ? 'call.resumed' : 'handover.received' });
       return;
     }
     this.actor.send({
@@ -416,7 +429,12 @@ export class CallBridge implements CallControl {
 
   /** Resolves when every effect queued so far (greeting, goodbye, close) has run. */
   async settled(): Promise<void> {
-    await Promise.all([this.#effects, this.#closing]);
+    // Effects may queue more effects (a failed handover queues the take-over): wait for those too.
+    let effects: Promise<void>;
+    do {
+      effects = this.#effects;
+      await Promise.all([effects, this.#closing]);
+    } while (effects !== this.#effects);
   }
 
   #buildAgent(name: AgentName, context: CallContext | null, restore?: RestorePoint): CallAgent {
@@ -466,12 +484,6 @@ export class CallBridge implements CallControl {
 
   #activate(name: AgentName, context: CallContext): void {
     if (this.#ended || name === this.#requested?.callAgent) return;
-    if (this.#options.handover) {
-      // The old agent stays silent from now on; the effect runs after this transition.
-      this.#floor.give(null);
-      this.#enqueue('handover', () => this.#handOver(name, context));
-      return;
-    }
     this.#switchInProcess(name, context);
   }
 
@@ -518,20 +530,24 @@ export class CallBridge implements CallControl {
       // A dispatch that cannot even be sent is a specialist that never joins.
       this.#log.warn({ err: error, to: name }, 'handover failed');
     }
-    if (this.#ended) return;
-    if (outcome === 'joined') {
-      // The call and its machine now live in the other worker: this one leaves.
-      this.#ended = true;
-      this.#handedOver = true;
-      this.actor.stop();
-      await this.#session.close();
-      this.#log.info({ to: name }, 'call handed over');
-      this.#resolveDone({ reason: 'handed-over', context });
-      return;
+    // A leg stopped meanwhile (its worker restarted) has nobody to tell.
+    if (this.#ended || this.actor.getSnapshot().status !== 'active') return;
+    // The machine decides: joined, this leg leaves; else the agent comes in here after all.
+    if (outcome === 'joined') this.request({ type: 'handover.joined' });
+    else {
+      this.#log.warn({ to: name, outcome }, 'specialist worker never joined; switching in process');
+      this.request({ type: 'handover.failed', reason: outcome });
     }
-    this.#log.warn({ to: name, outcome }, 'specialist worker never joined; switching in process');
-    await this.#speak(LINES.bridgeFailed(name), false).waitForPlayout();
-    if (!this.#ended) this.#switchInProcess(name, this.actor.getSnapshot().context, false);
+  }
+
+  /** Dispatch mode: the call and its machine now live in the other worker; this leg leaves. */
+  async #leave(context: CallContext): Promise<void> {
+    this.#ended = true;
+    this.#handedOver = true;
+    this.#floor.give(null);
+    await this.#session.close();
+    this.#log.info({ to: context.handover?.to }, 'call handed over');
+    this.#resolveDone({ reason: END_REASON_HANDED_OVER, context });
   }
 
   /**

@@ -256,6 +256,8 @@ function holdingObserver(observer: CallObserver, leg: Pick<Leg, 'held'>): CallOb
   const held: CallObserver = {};
   for (const kind of Object.keys(observer) as (keyof CallObserver)[]) {
     held[kind] = ((...args: unknown[]) => {
+      // A leg handing over leaves the call; the call itself goes on in the next leg.
+      if (kind === 'transition' && (args[0] as { to: string }).to === 'handedOver') return;
       const report = () => (observer[kind] as (...a: unknown[]) => void)(...args);
       if (leg.held) leg.held.push(report);
       else report();

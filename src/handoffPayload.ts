@@ -236,6 +236,7 @@ function payloadAgents(payload: HandoffPayload): Set<string> {
   }
   for (const a of context.humanTransfers) names.add(a);
   if (context.transfer) names.add(context.transfer.from);
+  if (context.handover) names.add(context.handover.to);
   for (const f of [...context.reply.failures, ...context.speech.failures]) names.add(f.agent);
   return names;
 }

@@ -100,6 +100,8 @@ export const CallContextSchema = z
     reply: ReplySchema,
     speech: SpeechSchema,
     greeting: z.enum(['spoken', 'interrupted']).nullable(),
+    handoffMode: z.enum(['in-process', 'dispatch']),
+    handover: z.object({ to: agent }).strict().nullable(),
   })
   .strict();
 

@@ -53,11 +53,20 @@ export function modelInputs(flow: Flow): Required<CallInput>[] {
       maxHandoffs: MODEL_MAX_HANDOFFS,
       humanTransfers: ['reception', ...departments.slice(0, -1)],
       replyPolicy: MODEL_REPLY_POLICY,
+      handoffMode: 'in-process',
     },
     {
       maxHandoffs: MODEL_MAX_HANDOFFS,
       humanTransfers: departments.slice(-1),
       replyPolicy: MODEL_REPLY_POLICY,
+      handoffMode: 'in-process',
+    },
+    // Dispatch mode: a handoff goes to the department's worker, which joins or never does.
+    {
+      maxHandoffs: MODEL_MAX_HANDOFFS,
+      humanTransfers: [],
+      replyPolicy: MODEL_REPLY_POLICY,
+      handoffMode: 'dispatch',
     },
   ];
 }
@@ -288,6 +297,9 @@ export function createPathModel(flow: Flow = DEFAULT_FLOW) {
       // The REFER/hang-up guards read whether the REFER is pending and the caller has left.
       transfer?.referring === true,
       transfer?.callerLeft === true,
+      // Dispatch mode and a handover under way: the handover guards read them.
+      snapshot.context.handoffMode,
+      snapshot.context.handover?.to ?? null,
       snapshot.context.speech.hearingLost,
     ]);
   }

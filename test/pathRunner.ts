@@ -20,7 +20,7 @@ import {
 } from '../machines/callMachine.js';
 import { SipClient } from 'livekit-server-sdk';
 import { CallBridge } from '../src/bridge.js';
-import type { RestorePoint } from '../src/handover.js';
+import { type RestorePoint, restoreFromPayload } from '../src/handover.js';
 import { callSessionOptions } from '../src/models/index.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import { LiveKitTelephony } from '../src/telephony.js';
@@ -103,6 +103,9 @@ export class PathRun {
   #heldTransfer: HeldCall | undefined;
   /** Legs whose worker "stopped": closed with the run. */
   readonly #stopped: voice.AgentSession[] = [];
+  /** Dispatch mode: the payload the bridge sent to the next worker, waiting for the path. */
+  #handover:
+    { payload: string; to: AgentName; answer: (outcome: 'joined' | 'timeout') => void } | undefined;
 
   readonly #flow: Flow;
   readonly #input: Required<CallInput>;
@@ -142,6 +145,18 @@ export class PathRun {
         input.humanTransfers.map((agent, i) => [agent, `+1555010${i}`]),
       ),
       ...(restore ? { restore } : {}),
+      ...(input.handoffMode === 'dispatch'
+        ? {
+            handover: {
+              // The department's worker: it joins or never does, as the path says.
+              handOver: (payload: string, to: AgentName) =>
+                new Promise<'joined' | 'timeout'>((answer) => {
+                  this.#handover = { payload, to, answer };
+                  this.#poke();
+                }),
+            },
+          }
+        : {}),
       observer: {
         agent: (agent) => {
           if (this.#ended) this.#lateActivations.push(agent);
@@ -273,6 +288,29 @@ export class PathRun {
       case 'call.resumed':
         await this.#restart();
         break;
+      case 'handover.joined':
+      case 'handover.failed': {
+        await this.#until(() => this.#handover !== undefined, 'the payload sent');
+        const handover = this.#handover!;
+        this.#handover = undefined;
+        handover.answer(first.event.type === 'handover.joined' ? 'joined' : 'timeout');
+        break;
+      }
+      case 'handover.received': {
+        // The department's worker takes the call from the payload alone; this leg leaves.
+        await this.#until(() => this.#handover !== undefined, 'the payload sent');
+        const handover = this.#handover!;
+        this.#handover = undefined;
+        const restoration = restoreFromPayload(handover.payload, false, this.#input, this.#flow);
+        if (!restoration?.ok) throw new Divergence(`payload not restorable ${restoration?.ok}`);
+        const left = this.bridge;
+        handover.answer('joined');
+        await left.done;
+        this.#stopped.push(this.session);
+        [this.session, this.bridge] = this.#leg(restoration.restore);
+        await this.bridge.start();
+        break;
+      }
       case 'transfer.succeeded':
       case 'transfer.failed': {
         // The SIP REFER the bridge sent is answered now, as the path says.
@@ -336,6 +374,11 @@ export class PathRun {
       await this.bridge.done;
       return;
     }
+    if (expected.context.handover) {
+      // Dispatch mode: the old agent fell silent and the payload goes out; nobody new speaks here.
+      await this.#until(() => this.#handover !== undefined, 'the payload sent');
+      return;
+    }
     const agent = activeAgentOf(expected)!;
     const activationsBefore = this.activations.length;
     // Settled when the expected agent speaks, or when another one was switched in instead
@@ -390,9 +433,10 @@ export class PathRun {
     };
     same('state', callStateOf(actual), callStateOf(expected));
     same('status', actual.status, expected.status);
-    if (expected.status !== 'done') {
+    if (expected.status !== 'done' && !expected.context.handover) {
       same('speaking agent', this.bridge.speakingAgent, activeAgentOf(expected));
     }
+    same('handover', actual.context.handover, expected.context.handover);
     const log = (s: Snapshot) =>
       s.context.handoffs.map(({ from, to, reason, summary }) => ({ from, to, reason, summary }));
     same('handoff log', log(actual), log(expected));
@@ -403,6 +447,7 @@ export class PathRun {
 
     if (
       expected.status !== 'done' &&
+      !expected.context.handover &&
       expected.context.handoffs.length > before.context.handoffs.length
     ) {
       const handoff = expected.context.handoffs.at(-1)!;
@@ -429,6 +474,7 @@ export class PathRun {
     // A REFER still held when the path ended fails, as it would once the caller is gone (a
     // hang-up during a REFER waits for its outcome).
     this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
+    this.#handover?.answer('timeout'); // a department worker that never came
     if (this.bridge.actor.getSnapshot().status === 'active') {
       this.bridge.callerHungUp();
     }
