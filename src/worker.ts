@@ -52,7 +52,8 @@ function logObserver(logger: Logger): CallObserver {
     agent: (agent) => logger.info({ agent }, 'agent active'),
     say: (agent, text) => logger.debug({ agent, text }, 'agent said'),
     caller: (text) => logger.debug({ text }, 'caller said'),
-    end: (reason) => logger.info({ reason }, 'call ended'),
+    // The bridge logs 'call ended' itself; this line is the observer's `end`, once per call.
+    end: (reason) => logger.info({ reason }, 'call end observed'),
   };
 }
 
