@@ -120,7 +120,7 @@ describe('console --script --json', () => {
       .filter((e) => e.type === 'say' && e.agent === 'billing')
       .map((e) => e.text);
     expect(billing).toContain(
-      "I can't connect you to a person right now, but I can help with billing and payments myself.",
+      "I can't connect you to a person right now, but I can help with billing myself.",
     );
     expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
   });

@@ -24,6 +24,7 @@ import { callSessionOptions } from '../src/models/index.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import { LiveKitTelephony } from '../src/telephony.js';
 import { agentOf } from '../src/models/offlineBrain.js';
+import { DEFAULT_FLOW, type Flow } from '../machines/flow.js';
 import { type ModelReply, type ModelRequest, ScriptedLLM } from '../src/models/scriptedLlm.js';
 import {
   type HeldCall,
@@ -99,7 +100,10 @@ export class PathRun {
   #api: LiveKitApiStandIn | undefined;
   #heldTransfer: HeldCall | undefined;
 
-  constructor(input: Required<CallInput>) {
+  readonly #flow: Flow;
+
+  constructor(input: Required<CallInput>, flow: Flow = DEFAULT_FLOW) {
+    this.#flow = flow;
     this.model = new ScriptedLLM((request) => this.#answer(request));
     this.session = new voice.AgentSession({
       llm: this.model,
@@ -109,6 +113,7 @@ export class PathRun {
     });
     this.bridge = new CallBridge({
       session: this.session,
+      flow,
       companyName: 'Acme',
       maxHandoffs: input.maxHandoffs,
       reply: { policy: input.replyPolicy },
@@ -147,7 +152,7 @@ export class PathRun {
     }
     const reason = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
     if (request.instructions.includes('Opening:') && reason) {
-      return { text: `${agentOf(request)} here, about ${reason[1]}.` };
+      return { text: `${agentOf(request, this.#flow)} here, about ${reason[1]}.` };
     }
     const last = request.messages.at(-1);
     if (last?.role === 'tool_result') return { text: `Sorry: ${last.output}` };
@@ -322,7 +327,7 @@ export class PathRun {
   #openingRequest(agent: AgentName, from: number): ModelRequest | undefined {
     return this.model.requests
       .slice(from)
-      .find((r) => r.instructions.includes('Opening:') && agentOf(r) === agent);
+      .find((r) => r.instructions.includes('Opening:') && agentOf(r, this.#flow) === agent);
   }
 
   #check(
