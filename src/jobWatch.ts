@@ -98,13 +98,17 @@ export async function watchJobProcesses(options: JobWatchOptions): Promise<{
 export function reportJobToWorker(
   job: WatchedJob,
   path = jobWatchPath(process.ppid),
-): { over(): void } {
+): { over(): void; reported: Promise<void> } {
   const socket = createConnection(path);
   socket.on('error', () => {});
   socket.unref();
-  socket.write(`${JSON.stringify({ job })}\n`);
+  const reported = new Promise<void>((resolve) => {
+    socket.write(`${JSON.stringify({ job })}\n`, () => resolve());
+  });
   let done = false;
   return {
+    /** The worker has been told (never resolves without a worker listening). */
+    reported,
     over() {
       if (done) return;
       done = true;
