@@ -129,7 +129,7 @@ export async function redispatchLostCalls(
   log: Pick<Logger, 'warn' | 'error'>,
 ): Promise<{ close(): Promise<void> }> {
   const redispatched = new Map<string, number>();
-  return watchJobProcesses({
+  const watching = watchJobProcesses({
     onLost: (job) => {
       const count = (redispatched.get(job.room) ?? 0) + 1;
       redispatched.set(job.room, count);
@@ -142,5 +142,10 @@ export async function redispatchLostCalls(
         log.error({ room: job.room, err: error }, 'could not dispatch the lost call again'),
       );
     },
+  });
+  // Without the socket (an unwritable temp directory) the worker still takes calls.
+  return watching.catch((error: unknown) => {
+    log.error({ err: error }, 'crash recovery is off: the job watch socket could not be opened');
+    return { close: async () => {} };
   });
 }
