@@ -127,29 +127,14 @@ export function deadlineFetch(timeoutMs: number, gapMs: number): typeof fetch {
 }
 
 /**
- * How much quiet ends an utterance sent to an HTTP transcription endpoint. Silero's default is
- * 550 ms, and the caller's words are sent only then: the whole wait comes before recognition
- * even starts, on the path that is already the slower one. 400 ms stays above the pauses at
- * commas inside a sentence (230-290 ms in the synthesised callers); a longer pause only splits
- * the words into two requests, whose transcripts the session joins. The session's own turn
- * detection (its VAD, endpointing delay) is not changed.
- */
-export const HTTP_STT_END_OF_SPEECH_MS = 400;
-
-/**
  * The VAD for the adapter's HTTP providers, whose streams close their VAD stream once. In
  * agents 1.9 the fallback stream closes its current provider's stream twice when the session
  * ends (on abort and again in its own cleanup), and a second VADStream.close rejects unhandled.
- * Its streams end an utterance after HTTP_STT_END_OF_SPEECH_MS of quiet.
  */
 function closingOnce(vad: VAD): VAD {
   const wrapper = Object.create(vad) as VAD;
   wrapper.stream = () => {
     const stream = vad.stream();
-    // Silero's VADStream takes new options per stream; other VADs keep their own.
-    (stream as { updateOptions?: (o: { minSilenceDuration: number }) => void }).updateOptions?.({
-      minSilenceDuration: HTTP_STT_END_OF_SPEECH_MS,
-    });
     const close = stream.close.bind(stream);
     let closed = false;
     stream.close = () => {
