@@ -11,11 +11,14 @@
  */
 import { fileURLToPath } from 'node:url';
 import { ServerOptions, cli, defineAgent } from '@livekit/agents';
+import { AgentDispatchClient } from 'livekit-server-sdk';
 import type { Department } from '../machines/callMachine.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
 import { probeLiveKit } from './livekitErrors.js';
 import { freeTcpPort } from './freePort.js';
+import { redispatchLostCalls } from './jobWatch.js';
+import { createLogger } from './logging.js';
 import { workerNameFor } from './roomHandover.js';
 import { callLoadOptions } from './workerLoad.js';
 import { prewarm, runCallJob } from './worker.js';
@@ -56,6 +59,20 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       void probeLiveKit(config.livekit.url!).then((problem) => {
         if (problem) process.stderr.write(`worker: ${problem}\n`);
       });
+      // A job process that dies mid-call: its call is dispatched again and resumes (jobWatch.ts).
+      const dispatcher = new AgentDispatchClient(
+        config.livekit.url!,
+        config.livekit.apiKey!,
+        config.livekit.apiSecret!,
+      );
+      await redispatchLostCalls(
+        (job) => dispatcher.createDispatch(job.room, job.agentName, { metadata: job.metadata }),
+        createLogger({
+          level: config.logLevel ?? 'info',
+          pii: config.logPii,
+          destination: 'stdout',
+        }),
+      );
     }
     const agentName = workerNameFor(config.agentName, department ?? 'reception');
     // Credentials from the same Config the jobs use, so the worker and its API calls agree.

@@ -22,6 +22,7 @@ import { CallBridge, type CallObserver } from './bridge.js';
 import { type Config, loadConfig, requireVariables } from './config.js';
 import { createCallInspection, observing } from './inspection/inspect.js';
 import { onShutdownRequest } from './jobShutdown.js';
+import { reportJobToWorker } from './jobWatch.js';
 import { createLogger } from './logging.js';
 import {
   callSessionOptions,
@@ -53,7 +54,8 @@ function logObserver(logger: Logger): CallObserver {
     agent: (agent) => logger.info({ agent }, 'agent active'),
     say: (agent, text) => logger.debug({ agent, text }, 'agent said'),
     caller: (text) => logger.debug({ text }, 'caller said'),
-    end: (reason) => logger.info({ reason }, 'call ended'),
+    // The bridge logs 'call ended' itself; this line is the observer's `end`, once per call.
+    end: (reason) => logger.info({ reason }, 'call end observed'),
   };
 }
 
@@ -137,6 +139,13 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
 
   await ctx.connect();
   const roomName = ctx.room.name ?? ctx.job.room?.name ?? '';
+  // Until the call is over, this process dying makes the worker dispatch the room again.
+  const watched = reportJobToWorker({
+    room: roomName,
+    agentName: ctx.job.agentName,
+    metadata: ctx.job.metadata ?? '',
+  });
+  ctx.addShutdownCallback(async () => watched.over());
   const dial = decodeDialRequest(ctx.job.metadata);
   const calleeIdentity = dial ? `callee-${dial.phoneNumber.replace(/\D/g, '')}` : undefined;
   // Checked even for outbound calls: a restarted outbound job must resume, not dial again.
@@ -199,7 +208,10 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
       : {}),
   });
   // Ended, or handed over to another department's worker: this job leaves the room.
-  void bridge.done.then(({ reason }) => ctx.shutdown(reason));
+  void bridge.done.then(({ reason }) => {
+    watched.over();
+    ctx.shutdown(reason);
+  });
 
   if (dial && !restoration) {
     requireVariables(

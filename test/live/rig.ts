@@ -18,7 +18,11 @@ import { join } from 'node:path';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
 import type { AgentName } from '../../machines/callMachine.js';
 import { DEFAULT_FLITE_VOICES } from '../../src/speech/flite.js';
-import { type SpeechServer, startSpeechServer } from '../../src/speech/server.js';
+import {
+  type SpeechServer,
+  type SpeechServerHooks,
+  startSpeechServer,
+} from '../../src/speech/server.js';
 import { loadStackConfig } from '../../src/config.js';
 import { type LocalStack, findServerBin, startLocalStack } from '../../src/stack/localStack.js';
 import { offlineBrain } from '../../src/models/offlineBrain.js';
@@ -183,7 +187,12 @@ export interface Rig {
   close(): Promise<void>;
 }
 
-export async function startRig(): Promise<Rig> {
+export interface RigOptions {
+  /** The speech server's per-request hooks (a fault script: test/speechFaults.ts). */
+  speechHooks?: SpeechServerHooks;
+}
+
+export async function startRig({ speechHooks }: RigOptions = {}): Promise<Rig> {
   const settings = loadStackConfig(process.env);
   const stack = await startLocalStack({
     serverBin: (await findServerBin(settings.serverBin))!,
@@ -195,7 +204,11 @@ export async function startRig(): Promise<Rig> {
       : {}),
   });
   const model = await startOpenAICompatibleServer(liveBrain);
-  const speech = await startSpeechServer({ phrases: CALLER_LINES, chat: { baseURL: model.url } });
+  const speech = await startSpeechServer({
+    phrases: CALLER_LINES,
+    chat: { baseURL: model.url },
+    ...(speechHooks ? { hooks: speechHooks } : {}),
+  });
   const dispatcher = new AgentDispatchClient(stack.url, stack.apiKey, stack.apiSecret);
   const rooms = new RoomServiceClient(stack.url, stack.apiKey, stack.apiSecret);
   const workers: WorkerProcess[] = [];
