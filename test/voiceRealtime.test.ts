@@ -3,7 +3,8 @@
  * per agent (its voice), speaking the OpenAI Realtime websocket protocol to the local speech
  * server, which hears the caller (energy endpointer as server VAD, pocketsphinx), lets the
  * test's script decide, and answers in flite in the session's voice. Same machine, agents, tools
- * and bridge as the pipeline tests (test/voiceCall.test.ts, test/voiceTurns.test.ts).
+ * and bridge as the pipeline tests (test/voiceCall.test.ts, test/voiceTurns.test.ts), and their
+ * turn-taking: talking into a handoff, over a specialist mid-sentence, hanging up mid-sentence.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { agentOf } from '../src/models/offlineBrain.js';
@@ -125,7 +126,9 @@ describeWithSpeech('turn-taking in a realtime voice call', () => {
     await c.until(() => c.audio().length > played, 'the bridge line stopping');
     const bridgeLine = c.audio()[played]!;
     expect(bridgeLine).toMatchObject({ agent: 'reception', voice: 'alloy', interrupted: true });
+    expect(bridgeLine.endMs).toBeGreaterThan(startMs); // it was playing when the caller began
     expect(bridgeLine.endMs - voiceAt).toBeLessThanOrEqual(BARGE_IN_MS);
+    expect(c.agentsLevel(voiceAt + BARGE_IN_MS, voiceAt + BARGE_IN_MS + 300)).toBeLessThan(50);
 
     await c.until(
       () => c.observed.some((e) => e.type === 'say' && e.text.includes(ONE_MORE)),
@@ -173,6 +176,29 @@ describeWithSpeech('turn-taking in a realtime voice call', () => {
     // The server stopped generating the long answer: it was cancelled, not played out unheard.
     const long = c.call.server.responses.find((r) => r.text === PLAN);
     expect(long?.status).toBe('cancelled');
+  }, 60_000);
+
+  it('hanging up mid-sentence stops playback at once and ends the call', async () => {
+    const played = c.audio().length;
+    await c.call.speak(NEXT);
+    let answerStart = 0;
+    await c.onLine(() => {
+      answerStart ||= playing() ? c.call.line.nowMs() : 0;
+      return answerStart > 0 && c.call.line.nowMs() - answerStart >= 1000;
+    }, 'the answer playing for 1 s');
+    const hungUpAt = c.call.line.nowMs();
+    c.call.hangUp();
+    const end = await c.call.done;
+    expect(end.reason).toBe('caller-hung-up');
+    await c.until(() => c.audio().length > played, 'the answer stopping');
+    const cut = c.audio()[played]!;
+    expect(cut).toMatchObject({ agent: 'billing', interrupted: true });
+    expect(cut.endMs - hungUpAt).toBeLessThanOrEqual(100);
+    expect(c.call.events.filter((e) => e.type === 'ended')).toHaveLength(1);
+    // Nothing more is played: the agents' channel stays silent after the cut.
+    await c.onLine(() => c.call.line.nowMs() >= cut.endMs + 500, 'half a second more');
+    expect(c.agentsLevel(cut.endMs + 20, cut.endMs + 500)).toBe(0);
+    expect(c.audio().length).toBe(played + 1);
   }, 60_000);
 
   /** Agent audio is on the line in the last tick. */
