@@ -340,10 +340,9 @@ export class CallBridge implements CallControl {
     });
     this.#startActor();
     if (restore) {
-      // A transfer cannot survive a restart: its outcome is unknown, so the agent takes over.
-      if (this.state === 'transferring') {
-        this.actor.send({ type: 'transfer.failed', error: 'interrupted by a restart' });
-      }
+      // The machine decides what a restart means for the state it was in (a transfer under
+      // way cannot survive one: its outcome is unknowable).
+      this.actor.send({ type: 'call.resumed' });
       return;
     }
     this.actor.send({
@@ -420,9 +419,7 @@ export class CallBridge implements CallControl {
    */
   callerHungUp(): void {
     this.#startActor();
-    // A successful SIP REFER takes the caller out of the room before the API call returns: that
-    // departure is the transfer succeeding, decided by the REFER's outcome, not a hang-up.
-    if (this.#transfers.deferHangUp()) return; // settled by the REFER's outcome
+    // During a SIP REFER the machine waits for its outcome: see `transferring` there.
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
   }
 

@@ -15,7 +15,7 @@ import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
-import { createCallInspection } from './inspection/inspect.js';
+import { createCallInspection, observing } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import {
   OFFLINE_MODEL_LABEL,
@@ -213,9 +213,12 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   });
   if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
 
-  const observer = options.json
-    ? jsonObserver(emit)
-    : textObserver(out, lines !== undefined || !process.stdin.isTTY);
+  const observer = observing(
+    options.json
+      ? jsonObserver(emit)
+      : textObserver(out, lines !== undefined || !process.stdin.isTTY),
+    inspection,
+  );
   if (options.voice) {
     await runVoiceCall({
       config,

@@ -20,7 +20,7 @@ import {
 import type { Logger } from 'pino';
 import { CallBridge, type CallObserver } from './bridge.js';
 import { type Config, loadConfig, requireVariables } from './config.js';
-import { createCallInspection } from './inspection/inspect.js';
+import { createCallInspection, observing } from './inspection/inspect.js';
 import { onShutdownRequest } from './jobShutdown.js';
 import { createLogger } from './logging.js';
 import {
@@ -174,7 +174,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
-    observer: logObserver(logger),
+    observer: observing(logObserver(logger), inspection),
     reply: config.reply,
     wire,
     bridgeLine: config.handoff.bridgeLine,

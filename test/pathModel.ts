@@ -13,7 +13,8 @@
  *     it (a same-turn request hits the one-per-turn guard, and can only be a tool that agent has),
  *   - the failed model turns in a row (under MODEL_REPLY_POLICY: one retry, two failed turns),
  *     and whether a transfer has failed: the reply-health guards read these,
- *   - whether recognition is down: the speech-health guards read it.
+ *   - whether recognition is down: the speech-health guards read it,
+ *   - whether a SIP REFER is pending and whether the caller left during it.
  * Timestamps, the refusal log and the exact reason texts are left out: they grow without bound
  * and no guard reads them.
  */
@@ -284,6 +285,9 @@ export function createPathModel(flow: Flow = DEFAULT_FLOW) {
       // The reply-health guards read the failed turns and whether a transfer has failed.
       reply.failedTurns,
       transfer?.error !== undefined,
+      // The REFER/hang-up guards read whether the REFER is pending and the caller has left.
+      transfer?.referring === true,
+      transfer?.callerLeft === true,
       snapshot.context.speech.hearingLost,
     ]);
   }
