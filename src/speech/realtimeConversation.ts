@@ -326,6 +326,9 @@ class RealtimeConversation {
         void this.#respond({});
       }
     });
+    this.#turns = this.#turns.catch((error: unknown) => {
+      this.#host.log('realtime turn failed', { err: error });
+    });
   }
 
   #createItem(event: ClientEvent): void {
