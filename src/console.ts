@@ -14,7 +14,8 @@ import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/call
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
-import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
+import { type Config, ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
+import { isEntryPoint } from './entry.js';
 import { createCallInspection, observing } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import {
@@ -164,9 +165,8 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
   };
 }
 
-async function runCall(options: ConsoleOptions): Promise<number> {
+async function runCall(options: ConsoleOptions, config: Config): Promise<number> {
   if (options.voice) await requireSpeechEngines();
-  const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
     level: config.logLevel ?? 'error',
@@ -341,15 +341,16 @@ function describeFailures(context: CallContext): string {
   return kinds.length > 0 ? kinds.join(', ') : 'no reply';
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** The console: `argv` without node and the script; `env` instead of `.env` and the process's. */
+export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
   try {
-    const config = loadConfig();
+    const config = loadConfig(env);
     const options = parseOptions(argv, hasOpenAI(config));
     if (options === 'help') {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    return await runCall(options);
+    return await runCall(options, config);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`console: ${error.message}\n${USAGE}\n`);
@@ -364,7 +365,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  () => process.exit(1),
-);
+if (isEntryPoint(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    () => process.exit(1),
+  );
+}
