@@ -109,12 +109,16 @@ describeWithSpeech('turn-taking in a realtime voice call', () => {
   }, 30_000);
   afterAll(() => c?.call.close());
 
-  it('the caller speaking during a handoff reaches the new agent only', async () => {
+  // The words are split between the two realtime sessions: reception's closes as soon as its
+  // bridge line is cut, and billing's hears only what follows, which pocketsphinx sometimes cannot
+  // match (README, known limits). What always holds is checked; the answer when it is heard.
+  it('the caller talking into a handoff cuts the bridge line, and only the new agent answers', async () => {
     const speaking = c.call.speak(CHARGED);
     await c.until(() => c.states().includes('billing'), 'the handoff to billing');
     await speaking;
     // The bridge line is playing in reception's voice; the caller talks over it.
     const played = c.audio().length;
+    const heardBefore = c.call.server.heard.length;
     let lineStart = 0;
     await c.onLine(() => {
       lineStart ||=
@@ -130,20 +134,32 @@ describeWithSpeech('turn-taking in a realtime voice call', () => {
     expect(bridgeLine.endMs - voiceAt).toBeLessThanOrEqual(BARGE_IN_MS);
     expect(c.agentsLevel(voiceAt + BARGE_IN_MS, voiceAt + BARGE_IN_MS + 300)).toBeLessThan(50);
 
-    await c.until(
-      () => c.observed.some((e) => e.type === 'say' && e.text.includes(ONE_MORE)),
-      'an answer to the words',
-      30_000,
-    );
+    await c.until(() => c.call.server.heard.length > heardBefore, 'the words transcribed', 30_000);
     await c.until(() => c.call.idle, 'the call settling');
     expect(c.call.call.bridge.state).toBe('billing');
+    // Reception said nothing more, and nothing of reception's was played after its bridge line.
+    expect(
+      c
+        .audio()
+        .slice(played + 1)
+        .map((a) => a.agent),
+    ).not.toContain('reception');
+    // Nor did its session answer anything after the bridge line: every later response is billing's.
+    const responses = c.call.server.responses;
+    const bridged = responses.findIndex((r) => r.text?.startsWith('One moment'));
+    const later = responses.slice(bridged + 1).map((r) => agentOf(r.request));
+    expect(later.length).toBeGreaterThan(0);
+    expect(later).toEqual(later.map(() => 'billing'));
     const answers = c.observed.filter((e) => e.type === 'say' && e.text.includes(ONE_MORE));
-    expect(answers).toEqual([
-      { type: 'say', agent: 'billing', text: `billing heard: ${ONE_MORE}` },
-    ]);
-    // Answered in billing's voice, by billing's session; reception's never answered them.
-    const answered = c.call.server.responses.filter((r) => r.text?.includes(ONE_MORE));
-    expect(answered.map((r) => [agentOf(r.request), r.voice])).toEqual([['billing', 'sage']]);
+    if (c.call.server.heard.some((h) => h.text === ONE_MORE)) {
+      expect(answers).toEqual([
+        { type: 'say', agent: 'billing', text: `billing heard: ${ONE_MORE}` },
+      ]);
+      const answered = c.call.server.responses.filter((r) => r.text?.includes(ONE_MORE));
+      expect(answered.map((r) => [agentOf(r.request), r.voice])).toEqual([['billing', 'sage']]);
+    } else {
+      expect(answers).toEqual([]);
+    }
   }, 60_000);
 
   it('the caller speaking over a specialist mid-sentence stops it within 300 ms and is answered', async () => {
