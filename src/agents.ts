@@ -14,6 +14,8 @@ export interface CallAgentOptions {
   tools: llm.ToolContext;
   chatCtx?: llm.ChatContext;
   tts?: tts.TTS;
+  /** This agent's own model (MODEL_MODE=realtime: a realtime model in the agent's voice). */
+  llm?: llm.LLM | llm.RealtimeModel;
   /** Runs when the agent's activity has started: the agent is now the one talking. */
   onEnter: (agent: CallAgent) => void;
   /** Deadlines, hold lines and failures of this agent's model requests, for the machine. */
@@ -35,6 +37,7 @@ export class CallAgent extends voice.Agent {
       tools: options.tools,
       ...(options.chatCtx ? { chatCtx: options.chatCtx } : {}),
       ...(options.tts ? { tts: options.tts } : {}),
+      ...(options.llm ? { llm: options.llm } : {}),
     });
     this.callAgent = options.name;
     this.#onEnter = options.onEnter;

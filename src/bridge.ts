@@ -87,6 +87,11 @@ export interface CallBridgeOptions {
   maxHandoffs: number;
   /** Per-agent TTS voice in voice mode; absent in text mode. */
   ttsFor?: (agent: AgentName) => tts.TTS | undefined;
+  /**
+   * Per-agent model (MODEL_MODE=realtime: a realtime model per agent voice, since a realtime
+   * session cannot change its voice once it has spoken); absent: the session's model.
+   */
+  llmFor?: (agent: AgentName) => llm.LLM | llm.RealtimeModel | undefined;
   observer?: CallObserver;
   logger?: Logger;
   /** Extra XState inspection (e.g. a visual inspector). */
@@ -446,6 +451,7 @@ export class CallBridge implements CallControl {
         ? this.#conversationSoFar()
         : undefined;
     const tts = this.#options.ttsFor?.(name);
+    const model = this.#options.llmFor?.(name);
     this.#speechHealth.watchVoice(tts);
     // The tools read the agent they belong to once it exists.
     const ref: { agent?: CallAgent } = {};
@@ -467,6 +473,7 @@ export class CallBridge implements CallControl {
       }),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
+      ...(model ? { llm: model } : {}),
       replies: this.#replies,
       floor: this.#floor,
       onEnter: (agent) => {

@@ -18,7 +18,13 @@ import { type Config, ConfigError, e164Problem, hasOpenAI, loadConfig } from './
 import { isEntryPoint } from './entry.js';
 import { createCallInspection, observing } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
-import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
+import {
+  OFFLINE_MODEL_LABEL,
+  createOfflineLLM,
+  createOpenAILLM,
+  offlineRealtimeBrain,
+} from './models/index.js';
+import { createOfflineBrain } from './models/offlineBrain.js';
 import type { WireObserver } from './models/openaiWire.js';
 import { requireSpeechEngines, runVoiceCall } from './voice/voiceConsole.js';
 
@@ -174,10 +180,15 @@ async function runCall(options: ConsoleOptions, config: Config): Promise<number>
   const emit: Emit = (event) => out(JSON.stringify(event));
   const createModel = (wire: WireObserver): llm.LLM =>
     options.model === 'openai' ? createOpenAILLM(config, wire) : createOfflineLLM(config.flow);
+  // MODEL_MODE=realtime in voice: one realtime model per agent; offline, the local speech server
+  // speaks the Realtime protocol with the offline model deciding.
+  const realtime = options.voice && config.models.mode === 'realtime';
   const modelLabel =
     options.model === 'openai'
-      ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
-      : OFFLINE_MODEL_LABEL;
+      ? `OpenAI ${realtime ? config.models.realtime : config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
+      : realtime
+        ? `${OFFLINE_MODEL_LABEL} behind the local Realtime server`
+        : OFFLINE_MODEL_LABEL;
   const lines = options.script ? await readScript(options.script) : undefined;
 
   if (options.json) emit({ type: 'start', model: modelLabel });
@@ -213,6 +224,9 @@ async function runCall(options: ConsoleOptions, config: Config): Promise<number>
       config,
       logger,
       createModel,
+      ...(realtime && options.model === 'offline'
+        ? { realtimeBrain: offlineRealtimeBrain(createOfflineBrain(config.flow)) }
+        : {}),
       observer,
       ...(options.json ? { emit } : {}),
       out,

@@ -7,7 +7,7 @@
  * Until a leg has joined its events are held back: the observer hears only the agent on the line.
  */
 import { businessTools } from './business/index.js';
-import { type llm, type tts, voice } from '@livekit/agents';
+import { llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
@@ -33,7 +33,7 @@ export interface ConsoleCallOptions {
   /** The call flow (machines/flow.ts); default: reception, billing, support, sales. */
   flow?: Flow;
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
-  createModel: (wire: WireObserver) => llm.LLM;
+  createModel: (wire: WireObserver) => llm.LLM | llm.RealtimeModel;
   /** Deadlines on model requests and the machine's policy when they fail. */
   reply: Config['reply'];
   /** Speak a bridge line the moment a handoff is accepted (default on). */
@@ -50,11 +50,15 @@ export interface ConsoleCallOptions {
   keypad?: KeypadMap;
   /** Voice mode: each leg's session (STT, VAD, TTS, audio I/O); text-only when absent. */
   createSession?: (
-    model: llm.LLM,
+    model: llm.LLM | llm.RealtimeModel,
     options: Pick<voice.AgentSessionOptions, 'connOptions'>,
   ) => voice.AgentSession;
   /** Voice mode: each agent's TTS voice. */
   ttsFor?: (agent: AgentName) => tts.TTS | undefined;
+  /** Voice mode, MODEL_MODE=realtime: each agent's realtime model (its voice). */
+  llmFor?: (agent: AgentName) => llm.RealtimeModel | undefined;
+  /** How fixed lines are spoken: `generate` for a realtime model, which has no TTS. */
+  speech?: 'say' | 'generate';
   /** Dispatch mode: how long a new leg has to speak first (`HANDOFF_JOIN_TIMEOUT_MS`). */
   joinTimeoutMs: number;
 }
@@ -62,7 +66,7 @@ export interface ConsoleCallOptions {
 interface Leg {
   session: voice.AgentSession;
   bridge: CallBridge;
-  model: llm.LLM;
+  model: llm.LLM | llm.RealtimeModel;
   /** Called with the speaking agent on every line said in this leg. */
   waiters: Set<(agent: AgentName) => void>;
   /** Observer calls held back until the leg joins (null once it has). */
@@ -150,7 +154,11 @@ export class ConsoleCall {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.#legs.map((leg) => leg.model.aclose()));
+    await Promise.all(
+      this.#legs.map((leg) =>
+        leg.model instanceof llm.LLM ? leg.model.aclose() : leg.model.close(),
+      ),
+    );
   }
 
   /** Wait for queued effects, following the call into a new leg when it was handed over. */
@@ -195,6 +203,8 @@ export class ConsoleCall {
       ...(restore ? { restore } : {}),
       ...(this.#options.keypad ? { keypad: this.#options.keypad } : {}),
       ...(this.#options.ttsFor ? { ttsFor: this.#options.ttsFor } : {}),
+      ...(this.#options.llmFor ? { llmFor: this.#options.llmFor } : {}),
+      ...(this.#options.speech ? { speech: this.#options.speech } : {}),
       ...(this.#options.handoffMode === 'dispatch'
         ? {
             handover: {

@@ -28,8 +28,9 @@ import {
   callSessionOptions,
   createOpenAILLM,
   createOpenAISTT,
-  createRealtimeModel,
+  createRealtimeVoices,
   createVoices,
+  REALTIME_SESSION_OPTIONS,
 } from './models/index.js';
 import { WireObserver } from './models/openaiWire.js';
 import { type SnapshotSealer, deriveSnapshotKey, snapshotSealer } from './sealing.js';
@@ -62,13 +63,17 @@ function logObserver(logger: Logger): CallObserver {
 function createSession(config: Config, proc: JobProcess) {
   const wire = new WireObserver();
   if (config.models.mode === 'realtime') {
-    // The realtime model speaks for itself; fixed lines are generated, not synthesised.
+    // The realtime model speaks for itself; fixed lines are generated, not synthesised. Each
+    // agent has its own model in its own voice; turns are detected by the model's server.
+    const llmFor = createRealtimeVoices(config);
     return {
       session: new voice.AgentSession({
-        llm: createRealtimeModel(config),
+        llm: llmFor('reception'),
+        ...REALTIME_SESSION_OPTIONS,
         ...callSessionOptions(config),
       }),
       ttsFor: undefined,
+      llmFor,
       wire,
     };
   }
@@ -80,7 +85,7 @@ function createSession(config: Config, proc: JobProcess) {
     vad: proc.userData.vad as VAD,
     ...callSessionOptions(config),
   });
-  return { session, ttsFor, wire };
+  return { session, ttsFor, llmFor: undefined, wire };
 }
 
 /**
@@ -157,7 +162,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     config.livekit.apiSecret!,
   ];
   const sip = new SipClient(url, apiKey, apiSecret);
-  const { session, ttsFor, wire } = createSession(config, ctx.proc);
+  const { session, ttsFor, llmFor, wire } = createSession(config, ctx.proc);
   const snapshotStore = new RoomSnapshotStore(
     new RoomServiceClient(url, apiKey, apiSecret),
     roomName,
@@ -185,6 +190,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     speechOutageMs: config.speech.outageMs,
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),
+    ...(llmFor ? { llmFor } : {}),
     ...(inspection.inspect ? { inspect: inspection.inspect } : {}),
     telephony: {
       transferCaller: (to) =>

@@ -60,8 +60,16 @@ export async function startVoiceTestCall(options: {
   env?: NodeJS.ProcessEnv;
   /** A speech server of the test's own (e.g. with a fault script); closed by the test. */
   speechServer?: SpeechServer;
+  /**
+   * MODEL_MODE=realtime: one realtime model per agent against the local speech server's Realtime
+   * websocket, where the script decides (its requests are in `call.server.responses`).
+   */
+  realtime?: boolean;
 }): Promise<VoiceTestCall> {
-  const config = loadConfig(options.env ?? {});
+  const config = loadConfig({
+    ...options.env,
+    ...(options.realtime ? { MODEL_MODE: 'realtime' } : {}),
+  });
   const models: ScriptedLLM[] = [];
   const observed: ObservedEvent[] = [];
   const call = await VoiceCall.create({
@@ -76,6 +84,7 @@ export async function startVoiceTestCall(options: {
       pii: true,
       destination: 'stderr',
     }),
+    ...(options.realtime ? { realtimeBrain: scriptedBrain(options.script) } : {}),
     observer: recordingObserver(observed),
     handoffMode: options.handoffMode ?? 'in-process',
     phrases: Object.keys(options.script),

@@ -10,7 +10,8 @@ import type { Config } from '../config.js';
 import { createOfflineBrain } from './offlineBrain.js';
 import type { Flow } from '../../machines/flow.js';
 import { WireObserver } from './openaiWire.js';
-import { ScriptedLLM } from './scriptedLlm.js';
+import { type Brain, ScriptedLLM } from './scriptedLlm.js';
+import { FIXED_LINE_PREFIX } from '../lines.js';
 import { createSpeechToText, createSpeechVoices } from './speech.js';
 
 export const OFFLINE_MODEL_LABEL = 'offline keyword model (not an LLM)';
@@ -74,6 +75,26 @@ export function createOfflineLLM(flow?: Flow): ScriptedLLM {
 }
 
 /**
+ * The offline model behind the local Realtime server (MODEL_MODE=realtime in the voice
+ * console): a realtime model speaks the bridge's fixed lines (greeting, bridge lines, goodbye)
+ * by generating them, so it says them verbatim, as an instructed model does.
+ */
+export function offlineRealtimeBrain(brain: Brain): Brain {
+  return (request) => {
+    const line = fixedLineIn(request.instructions);
+    return line === null ? brain(request) : { text: line };
+  };
+}
+
+/** The fixed line a model is asked to speak in `instructions` (`fixedLineInstructions`), if any. */
+export function fixedLineIn(instructions: string): string | null {
+  const at = instructions.lastIndexOf(FIXED_LINE_PREFIX);
+  if (at === -1) return null;
+  const quoted = /^\s*"(.*)"\s*$/s.exec(instructions.slice(at + FIXED_LINE_PREFIX.length));
+  return quoted ? quoted[1]! : null;
+}
+
+/**
  * Speech-to-text: with a VAD, the SDK's fallback over the realtime websocket, the same
  * provider's HTTP endpoint and a second provider (see ./speech.ts); without, the websocket.
  */
@@ -86,10 +107,41 @@ export function createVoices(config: Config): (agent: AgentName) => tts.TTS {
   return createSpeechVoices(config);
 }
 
-export function createRealtimeModel(config: Config) {
+export function createRealtimeModel(
+  config: Config,
+  voice: string = config.models.voices.reception ?? config.flow.reception.voice,
+) {
   return new openai.realtime.RealtimeModel({
     model: config.models.realtime,
-    voice: config.models.voices.reception ?? config.flow.reception.voice,
+    voice,
     ...openaiAuth(config),
   });
+}
+
+/**
+ * Session options with a realtime model: turns are detected by the model's server (the
+ * plugin's default, semantic VAD), so the session runs no VAD and no turn detector of its own.
+ */
+export const REALTIME_SESSION_OPTIONS = {
+  vad: null,
+  turnHandling: { turnDetection: 'realtime_llm' },
+} satisfies Pick<voice.AgentSessionOptions, 'vad' | 'turnHandling'>;
+
+/**
+ * MODEL_MODE=realtime: one realtime model per agent, in that agent's voice (VOICE_*). A realtime
+ * session cannot change its voice once it has spoken (OpenAI refuses the update), so the SDK
+ * opening a new session for each agent's model is what lets the caller hear the change of agent.
+ */
+export function createRealtimeVoices(
+  config: Config,
+): (agent: AgentName) => openai.realtime.RealtimeModel {
+  const models = new Map<AgentName, openai.realtime.RealtimeModel>();
+  return (agent) => {
+    let model = models.get(agent);
+    if (!model) {
+      model = createRealtimeModel(config, config.models.voices[agent]);
+      models.set(agent, model);
+    }
+    return model;
+  };
 }

@@ -10,6 +10,11 @@
  *                                  the realtime transcription websocket (openai.STT's default):
  *                                  an energy endpointer sends speech_started / speech_stopped
  *                                  with item_id, pocketsphinx the completed transcript
+ *   GET  /v1/realtime?model=...    with `realtime.brain`: the OpenAI Realtime conversation
+ *                                  websocket (MODEL_MODE=realtime), speech in and speech out:
+ *                                  the same endpointer and recogniser hear the caller, the brain
+ *                                  decides, flite speaks in the session's voice
+ *                                  (./realtimeConversation.ts)
  *   POST /v1/chat/completions      forwarded to `chat.baseURL` when given (else 404), so one base
  *                                  URL serves STT, TTS and the LLM
  *
@@ -46,6 +51,8 @@ import {
   fliteVoiceFor,
   synthesize,
 } from './flite.js';
+import type { Brain } from '../models/scriptedLlm.js';
+import { type RealtimeResponseRecord, serveRealtimeConversation } from './realtimeConversation.js';
 import { serveRealtimeTranscription } from './realtimeTranscription.js';
 import { grammarFor, recognize } from './recognizer.js';
 import { decodeWav, pcmBytes } from './wav.js';
@@ -77,6 +84,11 @@ export interface SpeechServerOptions {
   phrases?: readonly string[];
   /** OpenAI voice name -> flite voice; unknown names get a stable one of the four. */
   voices?: Readonly<Record<string, FliteVoice>>;
+  /**
+   * Serve the Realtime conversation websocket, its answers decided by `brain`; `pace` is the
+   * seconds of audio sent per second (default 2: faster than it plays, as OpenAI's is).
+   */
+  realtime?: { brain: Brain; pace?: number };
   /** Forward `/v1/chat/completions` to this OpenAI-compatible base URL (http://host:port/v1). */
   chat?: { baseURL: string };
   hooks?: SpeechServerHooks;
@@ -112,12 +124,15 @@ export interface SpeechServerEvents {
   heard: [HeardUtterance];
   speechStarted: [{ itemId: string; atMs: number }];
   speechStopped: [{ itemId: string; atMs: number }];
+  responded: [RealtimeResponseRecord];
 }
 
 export interface SpeechServer extends EventEmitter<SpeechServerEvents> {
   url: string;
   spoken: SpokenLine[];
   heard: HeardUtterance[];
+  /** Every Realtime response, once done (MODEL_MODE=realtime). */
+  responses: RealtimeResponseRecord[];
   voiceOf(samples: Int16Array): SpokenLine | undefined;
   setPhrases(phrases: readonly string[]): void;
   close(): Promise<void>;
@@ -127,6 +142,7 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
   url = '';
   readonly spoken: SpokenLine[] = [];
   readonly heard: HeardUtterance[] = [];
+  readonly responses: RealtimeResponseRecord[] = [];
   readonly #audio: { line: SpokenLine; pcm: Buffer }[] = [];
   readonly #options: SpeechServerOptions;
   readonly #log: Logger;
@@ -232,7 +248,13 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
     if (text === '') return sendError(res, 400, 'input is required');
     const format = body.response_format ?? 'pcm';
     if (format !== 'pcm') return sendError(res, 400, 'only response_format "pcm" is supported');
-    const voice = body.voice ?? 'alloy';
+    const pcm = await this.#synthesize(text, body.voice ?? 'alloy');
+    res.writeHead(200, { 'content-type': 'audio/pcm', 'content-length': pcm.length });
+    res.end(pcm);
+  }
+
+  /** Speak `text` in the flite voice mapped to `voice`, and remember it (see voiceOf). */
+  async #synthesize(text: string, voice: string): Promise<Buffer> {
     const fliteVoice = fliteVoiceFor(voice, this.#options.voices ?? DEFAULT_FLITE_VOICES);
     const pcm = await synthesize(text, fliteVoice);
     const line: SpokenLine = {
@@ -245,8 +267,7 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
     this.#audio.push({ line, pcm });
     this.spoken.push(line);
     this.emit('spoken', line);
-    res.writeHead(200, { 'content-type': 'audio/pcm', 'content-length': pcm.length });
-    res.end(pcm);
+    return pcm;
   }
 
   async #transcriptions(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -293,9 +314,10 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
 
   async #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    const transcription = url.searchParams.get('intent') === 'transcription';
     if (
       !url.pathname.replace(/\/$/, '').endsWith('/realtime') ||
-      url.searchParams.get('intent') !== 'transcription'
+      (!transcription && !this.#options.realtime)
     ) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
       return;
@@ -308,6 +330,7 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
       return;
     }
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      if (!transcription) return this.#serveConversation(ws);
       serveRealtimeTranscription(ws, {
         transcribe: async (audio, sampleRate) => recognize(audio, sampleRate, await this.#grammar),
         speechStarted: (itemId) => this.emit('speechStarted', { itemId, atMs: this.#now() }),
@@ -318,6 +341,27 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
         threshold: this.#options.speechThreshold ?? 300,
         log: (message, detail) => this.#log.warn(detail ?? {}, message),
       });
+    });
+  }
+
+  #serveConversation(ws: WebSocket): void {
+    const { brain, pace = 2 } = this.#options.realtime!;
+    serveRealtimeConversation(ws, {
+      brain,
+      transcribe: async (audio, sampleRate) => recognize(audio, sampleRate, await this.#grammar),
+      speak: (text, voice) => this.#synthesize(text, voice),
+      speechStarted: (itemId) => this.emit('speechStarted', { itemId, atMs: this.#now() }),
+      speechStopped: (itemId) => this.emit('speechStopped', { itemId, atMs: this.#now() }),
+      transcribed: (itemId, text) => this.#heard(itemId, text, 'realtime'),
+      nextId: (prefix) => `${prefix}_${++this.#items}`,
+      minSilenceMs: this.#options.minSilenceMs ?? 500,
+      threshold: this.#options.speechThreshold ?? 300,
+      pace,
+      responded: (response) => {
+        this.responses.push(response);
+        this.emit('responded', response);
+      },
+      log: (message, detail) => this.#log.warn(detail ?? {}, message),
     });
   }
 

@@ -1,14 +1,21 @@
 /**
  * The voice pipeline of a console call, as in production: the OpenAI plugin's STT (realtime
  * transcription websocket) and TTS, Silero VAD, VAD turn detection and interruptions, with the
- * session's audio going through a phone line instead of a room.
+ * session's audio going through a phone line instead of a room. With MODEL_MODE=realtime, as the
+ * worker does it: one OpenAI realtime model per agent voice hears and speaks, and detects turns
+ * on its server (no STT, TTS or VAD in the session).
  */
 import { type VAD, type llm, type tts, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import type { Logger } from 'pino';
 import type { AgentName } from '../../machines/callMachine.js';
 import type { Config } from '../config.js';
-import { createOpenAISTT, createVoices } from '../models/index.js';
+import {
+  REALTIME_SESSION_OPTIONS,
+  createOpenAISTT,
+  createRealtimeVoices,
+  createVoices,
+} from '../models/index.js';
 import type { PhoneLine } from './line.js';
 
 /**
@@ -23,25 +30,44 @@ export const INTERRUPT_AFTER_MS = 80;
 export interface VoicePipeline {
   /** A session for one leg of the call, its audio on the line. */
   createSession(
-    model: llm.LLM,
+    model: llm.LLM | llm.RealtimeModel,
     options: Pick<voice.AgentSessionOptions, 'connOptions'>,
   ): voice.AgentSession;
-  ttsFor(agent: AgentName): tts.TTS;
+  /** Pipeline mode: each agent's TTS voice. */
+  ttsFor?: (agent: AgentName) => tts.TTS;
+  /** Realtime mode: each agent's realtime model, in its voice. */
+  llmFor?: (agent: AgentName) => llm.RealtimeModel;
 }
 
 let endOfTurnNoticeLogged = false;
 
 /**
  * STT and TTS go to `speechBaseURL` (the local speech server) whatever model the call uses.
- * Silero loads from its package, offline.
+ * Silero loads from its package, offline. Realtime models go to `realtimeBaseURL`.
  */
 export async function createVoicePipeline(options: {
   config: Config;
   speechBaseURL: string;
+  /** MODEL_MODE=realtime: where the realtime models connect (default: OPENAI_BASE_URL). */
+  realtimeBaseURL?: string;
   line: PhoneLine;
   logger: Logger;
 }): Promise<VoicePipeline> {
   const { config, line, logger } = options;
+  if (config.models.mode === 'realtime') {
+    const baseURL = options.realtimeBaseURL ?? config.openai.baseURL;
+    return {
+      llmFor: createRealtimeVoices({
+        ...config,
+        openai: { apiKey: config.openai.apiKey ?? 'local', baseURL },
+      }),
+      createSession: (model, sessionOptions) =>
+        onLine(
+          new voice.AgentSession({ ...sessionOptions, ...REALTIME_SESSION_OPTIONS, llm: model }),
+          line,
+        ),
+    };
+  }
   const speechConfig: Config = {
     ...config,
     openai: { apiKey: config.openai.apiKey ?? 'local', baseURL: options.speechBaseURL },
@@ -68,12 +94,17 @@ export async function createVoicePipeline(options: {
           interruption: { enabled: true, mode: 'vad', minDuration: INTERRUPT_AFTER_MS },
         },
       });
-      const input = line.input();
-      session.input.audio = input;
-      session.output.audio = line.output();
-      // The session only detaches its input when it closes: stop feeding it (a leg handed over).
-      session.on(voice.AgentSessionEventTypes.Close, () => void input.close());
-      return session;
+      return onLine(session, line);
     },
   };
+}
+
+/** The session's audio in and out through the phone line. */
+function onLine(session: voice.AgentSession, line: PhoneLine): voice.AgentSession {
+  const input = line.input();
+  session.input.audio = input;
+  session.output.audio = line.output();
+  // The session only detaches its input when it closes: stop feeding it (a leg handed over).
+  session.on(voice.AgentSessionEventTypes.Close, () => void input.close());
+  return session;
 }

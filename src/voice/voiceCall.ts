@@ -17,6 +17,7 @@ import {
   isKeypress,
 } from '../consoleCall.js';
 import type { KeypadMap } from '../keypad.js';
+import type { Brain } from '../models/scriptedLlm.js';
 import { synthesize } from '../speech/flite.js';
 import { type SpeechServer, startSpeechServer } from '../speech/server.js';
 import { bytesToSamples } from '../speech/wav.js';
@@ -50,6 +51,12 @@ export interface VoiceCallOptions {
   config: Config;
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
   createModel: ConsoleCallOptions['createModel'];
+  /**
+   * MODEL_MODE=realtime: the local speech server also speaks the Realtime conversation protocol,
+   * its answers decided by this brain, and each agent's realtime model connects to it. Without
+   * a brain the realtime models connect to OPENAI_BASE_URL (or OpenAI).
+   */
+  realtimeBrain?: Brain;
   logger: Logger;
   observer: CallObserver;
   /** Every audio, speech and state event, as it happens. */
@@ -109,14 +116,17 @@ export class VoiceCall {
       (await startSpeechServer({
         phrases: options.phrases ?? [],
         logger: options.logger,
+        ...(options.realtimeBrain ? { realtime: { brain: options.realtimeBrain } } : {}),
       }));
     const line = new Line();
     const pipeline = await createVoicePipeline({
       config: options.config,
       speechBaseURL: server.url,
+      ...(options.realtimeBrain ? { realtimeBaseURL: server.url } : {}),
       line,
       logger: options.logger,
     });
+    const realtime = pipeline.llmFor;
     // The call's hooks exist once it is built; until then (nothing can happen yet) they do nothing.
     const sink = {
       record: (_event: VoiceEvent) => {},
@@ -149,7 +159,9 @@ export class VoiceCall {
     };
     const call = new ConsoleCall({
       flow: options.config.flow,
-      createModel: options.createModel,
+      // Realtime: the session's model is reception's; every agent brings its own (its voice).
+      createModel: realtime ? () => realtime('reception') : options.createModel,
+      ...(realtime ? { llmFor: realtime, speech: 'generate' as const } : {}),
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
       speechOutageMs: options.config.speech.outageMs,
@@ -161,7 +173,7 @@ export class VoiceCall {
       joinTimeoutMs: options.config.handoff.joinTimeoutMs,
       ...(options.inspect ? { inspect: options.inspect } : {}),
       ...(options.keypad ? { keypad: options.keypad } : {}),
-      ttsFor: pipeline.ttsFor,
+      ...(pipeline.ttsFor ? { ttsFor: pipeline.ttsFor } : {}),
       createSession: (model, sessionOptions) => {
         const session = pipeline.createSession(model, sessionOptions);
         session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) =>

@@ -21,6 +21,8 @@ export interface VoiceConsoleOptions {
   config: Config;
   logger: Logger;
   createModel: VoiceCallOptions['createModel'];
+  /** MODEL_MODE=realtime, offline: the brain behind the local Realtime server. */
+  realtimeBrain?: VoiceCallOptions['realtimeBrain'];
   observer: CallObserver;
   /** JSON Lines mode: each audio and speech event as an object. */
   emit?: (event: Record<string, unknown>) => void;
@@ -70,6 +72,7 @@ export async function runVoiceCall(options: VoiceConsoleOptions): Promise<void> 
   const call = await VoiceCall.create({
     config: options.config,
     createModel: options.createModel,
+    ...(options.realtimeBrain ? { realtimeBrain: options.realtimeBrain } : {}),
     logger: options.logger,
     observer: options.observer,
     onEvent,
