@@ -49,7 +49,6 @@ import {
   fixedLineInstructions,
   handoffBrief,
   instructionsFor,
-  openingInstructions,
 } from './agents.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
@@ -61,6 +60,7 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
+import { type HandoffOpening, openSpecialist, skipsBridgeLine } from './fastHandoff.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import { LINES } from './lines.js';
@@ -127,6 +127,8 @@ export interface CallBridgeOptions {
   wire?: WireObserver;
   /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** The specialist's first words after a handoff (src/fastHandoff.ts; default `model`). */
+  opening?: HandoffOpening;
   /** How long recognition may be down before a transfer or a goodbye (SPEECH_OUTAGE_MS). */
   speechOutageMs?: number;
 }
@@ -455,7 +457,7 @@ export class CallBridge implements CallControl {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
         this.#notify('agent', name);
-        if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
+        if (brief) openSpecialist(agent.session, name, brief, this.#opening());
         else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
         this.#carryOver.deliverTo(agent.session);
@@ -479,7 +481,8 @@ export class CallBridge implements CallControl {
     try {
       const agent = this.#buildAgent(name, context);
       // The old agent says at once what the pause is for; the session plays it before the switch.
-      if (bridgeLine && this.#options.bridgeLine !== false && this.#requested) {
+      const skip = skipsBridgeLine(this.#opening());
+      if (bridgeLine && !skip && this.#options.bridgeLine !== false && this.#requested) {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
@@ -636,6 +639,11 @@ export class CallBridge implements CallControl {
     if (this.#actorStarted) return;
     this.#actorStarted = true;
     this.actor.start();
+  }
+
+  /** A realtime model has no TTS to say a sentence with: its first words are its reply. */
+  #opening(): HandoffOpening {
+    return this.#options.speech === 'generate' ? 'model' : (this.#options.opening ?? 'model');
   }
 
   #offersFor(agent: AgentName): ControlRequest[] {

@@ -225,6 +225,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
     createModel,
     reply: config.reply,
     bridgeLine: config.handoff.bridgeLine,
+    opening: config.handoff.opening,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,

@@ -4,6 +4,7 @@
  * the very same tools an LLM would, so the machine, tools and bridge run for real offline.
  */
 import type { AgentName, Department } from '../../machines/callMachine.js';
+import { CONTINUATION_PREFIX } from '../fastHandoff.js';
 import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
 
 const INTENTS: Record<Intent, RegExp> = {
@@ -100,6 +101,9 @@ export const offlineBrain: Brain = (request): ModelReply => {
       text: `Hi, this is the ${self} team. I understand you're calling about ${reason}. ${HELP[self]}`,
     };
   }
+
+  // What a specialist says after its opening sentence (HANDOFF_OPENING=brief).
+  if (request.instructions.includes(CONTINUATION_PREFIX)) return { text: HELP[self] };
 
   const last = request.messages.at(-1);
   if (last?.role === 'tool_result') {

@@ -149,6 +149,7 @@ export class VoiceCall {
       createModel: options.createModel,
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
+      opening: options.config.handoff.opening,
       speechOutageMs: options.config.speech.outageMs,
       companyName: options.config.companyName,
       maxHandoffs: options.config.maxHandoffs,

@@ -1,0 +1,228 @@
+/**
+ * One benchmarked handoff, in audio: the greeting plays, the caller says one line asking for
+ * billing (flite, down the real-time phone line of the voice console), and the call runs until
+ * the specialist's voice starts; then the caller hangs up. Everything between is the production
+ * voice pipeline (Silero VAD, the OpenAI plugin's STT, LLM and TTS against the local speech
+ * server and the benchmark's model server), for the project (its machine, agents, tools and
+ * bridge, in process) or for the native LiveKit agents of ./nativeAgents.ts.
+ *
+ * Times are on the line's clock, from the end of the caller's speech.
+ */
+import { voice } from '@livekit/agents';
+import type { Logger } from 'pino';
+import type { AgentName } from '../machines/callMachine.js';
+import { type Config, loadConfig } from '../src/config.js';
+import { callSessionOptions, createOpenAILLM } from '../src/models/index.js';
+import { synthesize } from '../src/speech/flite.js';
+import type { SpeechServer } from '../src/speech/server.js';
+import { bytesToSamples } from '../src/speech/wav.js';
+import { PhoneLine } from '../src/voice/line.js';
+import { createVoicePipeline } from '../src/voice/session.js';
+import { CALLER_VOICE, VoiceCall } from '../src/voice/voiceCall.js';
+import type { ModelServer } from './modelServer.js';
+import { type NativeHandoff, NativeReception, NativeSpecialist } from './nativeAgents.js';
+
+export const CALLER_LINE = 'Hi, I was charged twice for my subscription this month';
+
+export type Variant =
+  | { kind: 'project'; opening: 'model' | 'brief' }
+  | { kind: 'native'; handoff: NativeHandoff };
+
+export function variantName(variant: Variant): string {
+  return variant.kind === 'project'
+    ? `project${variant.opening === 'brief' ? ' (HANDOFF_OPENING=brief)' : ''}`
+    : `native llm.handoff ${variant.handoff === 'returns' ? 'with' : 'without'} returns`;
+}
+
+/** A stretch of agent audio, relative to the end of the caller's line. */
+export interface HeardSegment {
+  startMs: number;
+  endMs: number;
+  /** Whose voice: the agent that took the line (`old`) or the specialist (`new`). */
+  who: 'old' | 'new';
+}
+
+export interface HandoffTiming {
+  /** First audio of the old agent after the caller stopped (the bridge line); null if none. */
+  bridgeMs: number | null;
+  /** First audio in the specialist's voice. */
+  specialistMs: number;
+  /** The longest stretch with no agent audio between the caller's end and the specialist. */
+  longestSilenceMs: number;
+  /** Model requests from the caller's line until the specialist's voice. */
+  modelRequests: number;
+  segments: HeardSegment[];
+}
+
+export interface HandoffCallOptions {
+  variant: Variant;
+  model: ModelServer;
+  speech: SpeechServer;
+  logger: Logger;
+  /** Give up on a call after this long (a broken call fails the run, it does not hang it). */
+  timeoutMs?: number;
+}
+
+/** Settings for a benchmarked call: the models at the local servers, defaults otherwise. */
+function benchConfig(model: ModelServer, variant: Variant): Config {
+  return loadConfig({
+    OPENAI_API_KEY: 'bench',
+    OPENAI_BASE_URL: model.url,
+    // The hold line is for a model slower than any L measured here; it would only add noise.
+    HOLD_LINE_MS: '60000',
+    ...(variant.kind === 'project' ? { HANDOFF_OPENING: variant.opening } : {}),
+  });
+}
+
+/** What the line heard, with each segment's speaker told by the voice it was synthesised in. */
+class Heard {
+  readonly segments: { startMs: number; endMs: number; voice: string | undefined }[] = [];
+  #waiters: (() => void)[] = [];
+
+  constructor(
+    readonly line: PhoneLine,
+    readonly speech: SpeechServer,
+  ) {
+    line.on('played', (segment) => {
+      this.segments.push({
+        startMs: segment.startMs,
+        endMs: segment.endMs,
+        voice: speech.voiceOf(segment.samples)?.voice,
+      });
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+  }
+
+  /** Resolves once a played segment satisfies `ready`. */
+  until(ready: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => (ready() ? resolve() : this.#waiters.push(check));
+      check();
+    });
+  }
+}
+
+function measure(
+  heard: Heard,
+  callerEndMs: number,
+  oldVoice: string,
+  requests: number,
+): HandoffTiming {
+  const after = heard.segments
+    .filter((s) => s.endMs > callerEndMs)
+    .map((s) => ({
+      startMs: s.startMs - callerEndMs,
+      endMs: s.endMs - callerEndMs,
+      who: (s.voice === oldVoice ? 'old' : 'new') as 'old' | 'new',
+    }));
+  const specialist = after.find((s) => s.who === 'new');
+  if (!specialist) throw new Error('the specialist was never heard');
+  const bridge = after.find((s) => s.who === 'old' && s.startMs < specialist.startMs);
+  let longest = 0;
+  let cursor = 0;
+  for (const s of after) {
+    if (s.startMs >= specialist.startMs) break;
+    longest = Math.max(longest, s.startMs - cursor);
+    cursor = Math.max(cursor, s.endMs);
+  }
+  longest = Math.max(longest, specialist.startMs - cursor);
+  return {
+    bridgeMs: bridge ? bridge.startMs : null,
+    specialistMs: specialist.startMs,
+    longestSilenceMs: longest,
+    modelRequests: requests,
+    segments: after.filter((s) => s.startMs <= specialist.startMs),
+  };
+}
+
+export async function runHandoffCall(options: HandoffCallOptions): Promise<HandoffTiming> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('benchmark call timed out')), timeoutMs);
+  });
+  const run =
+    options.variant.kind === 'project' ? runProjectCall(options) : runNativeCall(options);
+  try {
+    return await Promise.race([run, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function callerSays(line: PhoneLine) {
+  return line.speak(bytesToSamples(await synthesize(CALLER_LINE, CALLER_VOICE)));
+}
+
+async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTiming> {
+  const config = benchConfig(options.model, options.variant);
+  const call = await VoiceCall.create({
+    config,
+    createModel: (wire) => createOpenAILLM(config, wire),
+    logger: options.logger,
+    observer: {},
+    handoffMode: 'in-process',
+    phrases: [CALLER_LINE],
+    speechServer: options.speech,
+  });
+  const heard = new Heard(call.line, options.speech);
+  try {
+    await call.start();
+    const oldVoice = config.models.voices.reception;
+    const before = options.model.served.length;
+    const spoken = await callerSays(call.line);
+    let requests = 0;
+    await heard.until(() => {
+      const done = heard.segments.some((s) => s.endMs > spoken.endMs && s.voice !== oldVoice);
+      if (done && requests === 0) requests = options.model.served.length - before;
+      return done;
+    });
+    return measure(heard, spoken.endMs, oldVoice, requests);
+  } finally {
+    await call.close();
+  }
+}
+
+async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming> {
+  const variant = options.variant as Extract<Variant, { kind: 'native' }>;
+  const config = benchConfig(options.model, variant);
+  const line = new PhoneLine();
+  const pipeline = await createVoicePipeline({
+    config,
+    speechBaseURL: options.speech.url,
+    line,
+    logger: options.logger,
+  });
+  const voices = (agent: AgentName) => pipeline.ttsFor(agent);
+  const session = pipeline.createSession(createOpenAILLM(config), callSessionOptions(config));
+  const heard = new Heard(line, options.speech);
+  // The same error listener as the project's bridge: without one the SDK's emit throws.
+  session.on(voice.AgentSessionEventTypes.Error, () => {});
+  try {
+    line.start();
+    await session.start({
+      agent: new NativeReception({
+        companyName: config.companyName,
+        handoff: variant.handoff,
+        voices,
+      }),
+    });
+    const oldVoice = config.models.voices.reception;
+    await heard.until(() => heard.segments.length > 0); // the greeting
+    const before = options.model.served.length;
+    const spoken = await callerSays(line);
+    let requests = 0;
+    await heard.until(() => {
+      const done = heard.segments.some((s) => s.endMs > spoken.endMs && s.voice !== oldVoice);
+      if (done && requests === 0) requests = options.model.served.length - before;
+      return done;
+    });
+    if (!(session.currentAgent instanceof NativeSpecialist)) {
+      throw new Error('native handoff did not reach the specialist');
+    }
+    return measure(heard, spoken.endMs, oldVoice, requests);
+  } finally {
+    await session.close();
+    await line.stop();
+  }
+}
