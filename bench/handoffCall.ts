@@ -69,38 +69,63 @@ function benchConfig(model: ModelServer, variant: Variant): Config {
     OPENAI_API_KEY: 'bench',
     OPENAI_BASE_URL: model.url,
     // The hold line is for a model slower than any L measured here; it would only add noise.
-    HOLD_LINE_MS: '60000',
+    HOLD_LINE_MS: '30000',
     ...(variant.kind === 'project' ? { HANDOFF_OPENING: variant.opening } : {}),
   });
 }
 
-/** What the line heard, with each segment's speaker told by the voice it was synthesised in. */
+/**
+ * What the line heard, with each segment's speaker told by the voice it was synthesised in, and
+ * when the specialist's playback started (per the session, to stop the call there).
+ */
 class Heard {
   readonly segments: { startMs: number; endMs: number; voice: string | undefined }[] = [];
+  /** Line time the specialist's audio started playing, once it has. */
+  specialistStartMs: number | null = null;
   #waiters: (() => void)[] = [];
 
   constructor(
     readonly line: PhoneLine,
     readonly speech: SpeechServer,
+    isSpecialist: () => boolean,
   ) {
+    line.on('playbackStarted', ({ atMs }) => {
+      if (this.specialistStartMs === null && isSpecialist()) this.specialistStartMs = atMs;
+      this.#wake();
+    });
+    line.on('tick', () => this.#wake());
     line.on('played', (segment) => {
       this.segments.push({
         startMs: segment.startMs,
         endMs: segment.endMs,
         voice: speech.voiceOf(segment.samples)?.voice,
       });
-      for (const wake of this.#waiters.splice(0)) wake();
+      this.#wake();
     });
   }
 
-  /** Resolves once a played segment satisfies `ready`. */
+  /** Resolves once `ready` holds, checked on every tick and segment. */
   until(ready: () => boolean): Promise<void> {
     return new Promise((resolve) => {
       const check = () => (ready() ? resolve() : this.#waiters.push(check));
       check();
     });
   }
+
+  /** The specialist has been heard for `ms` of line time (enough to tell its voice). */
+  specialistHeardFor(ms: number): Promise<void> {
+    return this.until(
+      () => this.specialistStartMs !== null && this.line.nowMs() >= this.specialistStartMs + ms,
+    );
+  }
+
+  #wake(): void {
+    for (const wake of this.#waiters.splice(0)) wake();
+  }
 }
+
+/** Enough of the specialist's voice to tell it; then the caller hangs up. */
+const SPECIALIST_HEARD_MS = 400;
 
 function measure(
   heard: Heard,
@@ -165,19 +190,20 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     phrases: [CALLER_LINE],
     speechServer: options.speech,
   });
-  const heard = new Heard(call.line, options.speech);
+  const heard = new Heard(
+    call.line,
+    options.speech,
+    () => (call.call.bridge.speakingAgent ?? 'reception') !== 'reception',
+  );
   try {
     await call.start();
-    const oldVoice = config.models.voices.reception;
     const before = options.model.served.length;
     const spoken = await callerSays(call.line);
-    let requests = 0;
-    await heard.until(() => {
-      const done = heard.segments.some((s) => s.endMs > spoken.endMs && s.voice !== oldVoice);
-      if (done && requests === 0) requests = options.model.served.length - before;
-      return done;
-    });
-    return measure(heard, spoken.endMs, oldVoice, requests);
+    await heard.specialistHeardFor(SPECIALIST_HEARD_MS);
+    const requests = options.model.served.length - before;
+    call.hangUp();
+    await call.close();
+    return measure(heard, spoken.endMs, config.models.voices.reception, requests);
   } finally {
     await call.close();
   }
@@ -195,7 +221,16 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
   });
   const voices = (agent: AgentName) => pipeline.ttsFor(agent);
   const session = pipeline.createSession(createOpenAILLM(config), callSessionOptions(config));
-  const heard = new Heard(line, options.speech);
+  // With `returns` the session is on the specialist while the old agent's filler still plays:
+  // the specialist's audio is the first to start after the filler was played.
+  let segmentsBefore = Number.MAX_SAFE_INTEGER;
+  const heard: Heard = new Heard(
+    line,
+    options.speech,
+    () =>
+      session.currentAgent instanceof NativeSpecialist &&
+      (variant.handoff === 'no-returns' || heard.segments.length > segmentsBefore),
+  );
   // The same error listener as the project's bridge: without one the SDK's emit throws.
   session.on(voice.AgentSessionEventTypes.Error, () => {});
   try {
@@ -207,20 +242,15 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
         voices,
       }),
     });
-    const oldVoice = config.models.voices.reception;
     await heard.until(() => heard.segments.length > 0); // the greeting
+    segmentsBefore = heard.segments.length;
     const before = options.model.served.length;
     const spoken = await callerSays(line);
-    let requests = 0;
-    await heard.until(() => {
-      const done = heard.segments.some((s) => s.endMs > spoken.endMs && s.voice !== oldVoice);
-      if (done && requests === 0) requests = options.model.served.length - before;
-      return done;
-    });
-    if (!(session.currentAgent instanceof NativeSpecialist)) {
-      throw new Error('native handoff did not reach the specialist');
-    }
-    return measure(heard, spoken.endMs, oldVoice, requests);
+    await heard.specialistHeardFor(SPECIALIST_HEARD_MS);
+    const requests = options.model.served.length - before;
+    await session.close();
+    await line.stop();
+    return measure(heard, spoken.endMs, config.models.voices.reception, requests);
   } finally {
     await session.close();
     await line.stop();
