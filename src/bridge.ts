@@ -190,6 +190,9 @@ export class CallBridge implements CallControl {
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
   readonly #saidAhead: string[] = [];
+  /** Each agent's tools, built once per call; `isRetired` reads the agent's latest instance. */
+  readonly #tools = new Map<AgentName, llm.ToolContext>();
+  readonly #latest = new Map<AgentName, CallAgent>();
   /** Reports the speech providers' health to the machine; keeps the outage clock. */
   readonly #speechHealth: SpeechHealthMonitor;
 
@@ -434,22 +437,14 @@ export class CallBridge implements CallControl {
         : undefined;
     const tts = this.#options.ttsFor?.(name);
     this.#speechHealth.watchVoice(tts);
-    // The tools read the agent they belong to once it exists.
-    const ref: { agent?: CallAgent } = {};
-    ref.agent = new CallAgent({
+    const agent = new CallAgent({
       name,
       instructions: instructionsFor(
         name,
         this.#options.companyName,
         brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
       ),
-      tools: buildTools(this, name, {
-        extra: this.#options.extraTools?.(name) ?? [],
-        humanTransfer: this.humanNumberFor(name) !== undefined,
-        // Only what this agent's state accepts: no tool the machine would refuse outright.
-        offers: this.#offersFor(name),
-        isRetired: () => ref.agent?.retired ?? false,
-      }),
+      tools: this.#toolsFor(name),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       replies: this.#replies,
@@ -463,7 +458,23 @@ export class CallBridge implements CallControl {
         this.#carryOver.deliverTo(agent.session);
       },
     });
-    return ref.agent;
+    this.#latest.set(name, agent);
+    return agent;
+  }
+
+  #toolsFor(name: AgentName): llm.ToolContext {
+    let tools = this.#tools.get(name);
+    if (!tools) {
+      tools = buildTools(this, name, {
+        extra: this.#options.extraTools?.(name) ?? [],
+        humanTransfer: this.humanNumberFor(name) !== undefined,
+        // Only what this agent's state accepts: no tool the machine would refuse outright.
+        offers: this.#offersFor(name),
+        isRetired: () => this.#latest.get(name)?.retired ?? false,
+      });
+      this.#tools.set(name, tools);
+    }
+    return tools;
   }
 
   #activate(name: AgentName, context: CallContext): void {

@@ -50,6 +50,14 @@ const handoffParameters = z.object({
     ),
 });
 
+const transferParameters = z.object({
+  reason: z.string().optional().describe('Why a person is needed, in a few words.'),
+});
+
+const endCallParameters = z.object({
+  reason: z.string().optional().describe('Why the call is ending, in a few words.'),
+});
+
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tools of any parameter shape
 export type AnyFunctionTool = llm.FunctionTool<any, any, any>;
 
@@ -154,9 +162,7 @@ export function buildTools(
         TOOL_NAMES.transferToHuman,
         'Transfer the caller to a person on our team when they ask for a human or you cannot ' +
           'help. The caller is told to hold; if it fails you will be asked to keep helping.',
-        z.object({
-          reason: z.string().optional().describe('Why a person is needed, in a few words.'),
-        }),
+        transferParameters,
         ({ reason }) => ({
           type: 'transfer.requested',
           reason: reason?.trim() || 'caller asked for a person',
@@ -169,9 +175,7 @@ export function buildTools(
       controlTool(
         TOOL_NAMES.endCall,
         'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
-        z.object({
-          reason: z.string().optional().describe('Why the call is ending, in a few words.'),
-        }),
+        endCallParameters,
         ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
       ),
     );
