@@ -25,8 +25,7 @@ import { type NativeHandoff, NativeReception, NativeSpecialist } from './nativeA
 export const CALLER_LINE = 'Hi, I was charged twice for my subscription this month';
 
 export type Variant =
-  | { kind: 'project'; opening: 'model' | 'brief' }
-  | { kind: 'native'; handoff: NativeHandoff };
+  { kind: 'project'; opening: 'model' | 'brief' } | { kind: 'native'; handoff: NativeHandoff };
 
 export function variantName(variant: Variant): string {
   return variant.kind === 'project'
@@ -51,6 +50,11 @@ export interface HandoffTiming {
   longestSilenceMs: number;
   /** Model requests from the caller's line until the specialist's voice. */
   modelRequests: number;
+  /**
+   * From the caller's line reaching the model (the deciding request arriving at the model
+   * server) to the specialist's first audio: the issue's clock, without VAD and recognition.
+   */
+  specialistAfterModelMs: number;
   segments: HeardSegment[];
 }
 
@@ -132,6 +136,7 @@ function measure(
   callerEndMs: number,
   oldVoice: string,
   requests: number,
+  decisionAtMs: number,
 ): HandoffTiming {
   const after = heard.segments
     .filter((s) => s.endMs > callerEndMs)
@@ -156,6 +161,7 @@ function measure(
     specialistMs: specialist.startMs,
     longestSilenceMs: longest,
     modelRequests: requests,
+    specialistAfterModelMs: specialist.startMs + callerEndMs - decisionAtMs,
     segments: after.filter((s) => s.startMs <= specialist.startMs),
   };
 }
@@ -166,8 +172,7 @@ export async function runHandoffCall(options: HandoffCallOptions): Promise<Hando
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error('benchmark call timed out')), timeoutMs);
   });
-  const run =
-    options.variant.kind === 'project' ? runProjectCall(options) : runNativeCall(options);
+  const run = options.variant.kind === 'project' ? runProjectCall(options) : runNativeCall(options);
   try {
     return await Promise.race([run, timeout]);
   } finally {
@@ -196,6 +201,7 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     () => (call.call.bridge.speakingAgent ?? 'reception') !== 'reception',
   );
   try {
+    const lineStartedAt = performance.now(); // call.start() starts the line first
     await call.start();
     const before = options.model.served.length;
     const spoken = await callerSays(call.line);
@@ -203,7 +209,8 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     const requests = options.model.served.length - before;
     call.hangUp();
     await call.close();
-    return measure(heard, spoken.endMs, config.models.voices.reception, requests);
+    const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
+    return measure(heard, spoken.endMs, config.models.voices.reception, requests, decisionAtMs);
   } finally {
     await call.close();
   }
@@ -235,6 +242,7 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
   session.on(voice.AgentSessionEventTypes.Error, () => {});
   try {
     line.start();
+    const lineStartedAt = performance.now();
     await session.start({
       agent: new NativeReception({
         companyName: config.companyName,
@@ -250,7 +258,8 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
     const requests = options.model.served.length - before;
     await session.close();
     await line.stop();
-    return measure(heard, spoken.endMs, config.models.voices.reception, requests);
+    const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
+    return measure(heard, spoken.endMs, config.models.voices.reception, requests, decisionAtMs);
   } finally {
     await session.close();
     await line.stop();

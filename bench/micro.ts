@@ -146,7 +146,9 @@ export async function memory(variant: 'project' | 'native', calls: number): Prom
     await lastSpeech(session)?.waitForPlayout(); // the greeting
     return () => session.close();
   };
-  await (await open())();
+  await (
+    await open()
+  )();
   await settle();
   const before = process.memoryUsage().heapUsed;
   const closers: (() => Promise<void>)[] = [];

@@ -54,7 +54,11 @@ function toModelRequest(body: WireRequest): ModelRequest {
       if (text) messages.push({ role: 'assistant', text });
       for (const call of message.tool_calls ?? []) {
         toolNames.set(call.id, call.function.name);
-        messages.push({ role: 'tool_call', name: call.function.name, args: call.function.arguments });
+        messages.push({
+          role: 'tool_call',
+          name: call.function.name,
+          args: call.function.arguments,
+        });
       }
     } else if (message.role === 'tool') {
       const name = toolNames.get(message.tool_call_id ?? '') ?? 'unknown';

@@ -42,7 +42,7 @@ const outFile = join(ROOT, 'BENCHMARKS.md');
 const chartFile = join(ROOT, 'docs', 'bench-handoff.svg');
 
 const settings = quick
-  ? { latencies: [400], calls: 1, iterations: 300, memoryCalls: [1, 50], launches: 2 }
+  ? { latencies: [400], calls: 1, iterations: 300, memoryCalls: [1, 20], launches: 1 }
   : { latencies: [400, 1000], calls: 3, iterations: 2000, memoryCalls: [1, 50, 200], launches: 5 };
 
 const VARIANTS: Variant[] = [
@@ -95,7 +95,9 @@ async function handoffs(): Promise<HandoffResults[]> {
         // Variants take turns, so a busy minute on the machine falls on all of them.
         for (let round = 0; round < settings.calls; round++) {
           for (const variant of VARIANTS) {
-            progress(`L=${latencyMs} ms, call ${round + 1}/${settings.calls}, ${variantName(variant)}`);
+            progress(
+              `L=${latencyMs} ms, call ${round + 1}/${settings.calls}, ${variantName(variant)}`,
+            );
             const timing = await runHandoffCall({ variant, model, speech, logger });
             byVariant.get(variantName(variant))!.push(timing);
           }
@@ -210,14 +212,15 @@ function handoffSection(results: HandoffResults[]): string[] {
     lines.push(
       `### L = ${latencyMs} ms`,
       '',
-      '| variant | model requests | bridge line (first audio) | specialist (first audio) | longest silence | specialist vs native without returns | specialist in L |',
+      "| variant | model requests | bridge line (first audio) | specialist (first audio) | longest silence | specialist vs native without returns | specialist after the caller's line reached the model |",
       '| --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const [name, timings] of byVariant) {
       const specialist = timings.map((t) => t.specialistMs);
+      const afterModel = timings.map((t) => t.specialistAfterModelMs);
       const bridges = timings.flatMap((t) => (t.bridgeMs === null ? [] : [t.bridgeMs]));
       lines.push(
-        `| ${name} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)} | ${(median(specialist) / latencyMs).toFixed(2)} |`,
+        `| ${name} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)}, ${((base - median(specialist)) / latencyMs).toFixed(2)} L sooner | ${spread(afterModel)} = ${(median(afterModel) / latencyMs).toFixed(2)} L |`,
       );
     }
     lines.push('');
@@ -238,7 +241,11 @@ async function main(): Promise<void> {
   const mem: { calls: number; project: number; native: number }[] = [];
   for (const calls of settings.memoryCalls) {
     progress(`memory, ${calls} calls`);
-    mem.push({ calls, project: await memory('project', calls), native: await memory('native', calls) });
+    mem.push({
+      calls,
+      project: await memory('project', calls),
+      native: await memory('native', calls),
+    });
   }
   const launch = await launches();
   clearInterval(loadTimer);
@@ -249,12 +256,19 @@ async function main(): Promise<void> {
     [...byVariant].map(([name, timings]) => {
       const sorted = [...timings].sort((a, b) => a.specialistMs - b.specialistMs);
       const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
-      return { label: `${name}, L=${latencyMs}`, segments: mid.segments, specialistMs: mid.specialistMs };
+      return {
+        label: `${name}, L=${latencyMs}`,
+        segments: mid.segments,
+        specialistMs: mid.specialistMs,
+      };
     }),
   );
   await writeFile(
     chartFile,
-    renderHandoffChart(rows, 'From the end of the caller\'s line to the specialist\'s voice (median call)'),
+    renderHandoffChart(
+      rows,
+      "From the end of the caller's line to the specialist's voice (median call)",
+    ),
   );
 
   const kb = (bytes: number) => `${Math.round(bytes / 1024)} KB`;
@@ -270,15 +284,15 @@ async function main(): Promise<void> {
       `(median ${median(loads).toFixed(1)}). The figures are noisy; compare the ratios within this run, not with another run.`,
     '',
     `Each call: the greeting plays, the caller says "${CALLER_LINE}" (flite, real time, down the voice console's phone line), ` +
-      'and the call runs until the specialist\'s voice is heard. The same speech server (flite TTS in each agent\'s voice, ' +
+      "and the call runs until the specialist's voice is heard. The same speech server (flite TTS in each agent's voice, " +
       'pocketsphinx STT on the realtime transcription websocket), Silero VAD with VAD turn detection, and the real OpenAI ' +
       `plugin against a local streaming server that holds every completion L ms before its first token. ${settings.calls} ` +
-      'call(s) per variant and L, taking turns. Times in ms from the end of the caller\'s speech on the line\'s clock; ' +
+      "call(s) per variant and L, taking turns. Times in ms from the end of the caller's speech on the line's clock; " +
       'median (min–max). Who is speaking is told by the voice the speech server synthesised, not by the code under test.',
     '',
-    '- **project**: this project in process (machine, agents, tools, bridge), default settings: the old agent\'s bridge line, then the specialist\'s first model reply.',
-    '- **project (HANDOFF_OPENING=brief)**: no bridge line; the specialist says a sentence built from the decision\'s reason in its own voice the moment it is active, while its first model reply is requested (src/fastHandoff.ts).',
-    '- **native llm.handoff without / with returns**: the agents of bench/nativeAgents.ts (as bench/nativeWorker.ts, written the way LiveKit documents handoffs) in an AgentSession on the same audio input and output. With `returns` the old agent makes one more model call and says its filler (asked for the project\'s bridge line).',
+    "- **project**: this project in process (machine, agents, tools, bridge), default settings: the old agent's bridge line, then the specialist's first model reply.",
+    "- **project (HANDOFF_OPENING=brief)**: no bridge line; the specialist says a sentence built from the decision's reason in its own voice the moment it is active, while its first model reply is requested (src/fastHandoff.ts).",
+    "- **native llm.handoff without / with returns**: the agents of bench/nativeAgents.ts (as bench/nativeWorker.ts, written the way LiveKit documents handoffs) in an AgentSession on the same audio input and output. With `returns` the old agent makes one more model call and says its filler (asked for the project's bridge line).",
     '',
     ...handoffSection(handoffResults),
     '![Handoff timeline, project against native](docs/bench-handoff.svg)',
@@ -293,11 +307,13 @@ async function main(): Promise<void> {
     `| bare actor.send | ${us(orch.bare.p50)} | ${us(orch.bare.p99)} |`,
     `| ratio | ${ratio(orch.bridge.p50, orch.bare.p50)} | ${ratio(orch.bridge.p99, orch.bare.p99)} |`,
     '',
-    'Heap per call (room-less text sessions, each process measuring one variant and count after a full GC; the project\'s bridge and machine against a native AgentSession with its reception agent):',
+    "Heap per call (room-less text sessions, each process measuring one variant and count after a full GC; the project's bridge and machine against a native AgentSession with its reception agent):",
     '',
     '| calls | project | native | ratio |',
     '| --- | --- | --- | --- |',
-    ...mem.map((m) => `| ${m.calls} | ${kb(m.project)} | ${kb(m.native)} | ${ratio(m.project, m.native)} |`),
+    ...mem.map(
+      (m) => `| ${m.calls} | ${kb(m.project)} | ${kb(m.native)} | ${ratio(m.project, m.native)} |`,
+    ),
     '',
     `Launch to the first spoken line (the text console's greeting, \`--json\`, offline model), ${settings.launches} launches, ms:`,
     '',
@@ -330,7 +346,9 @@ main().then(
   () => process.exit(0),
   (error: unknown) => {
     clearInterval(loadTimer);
-    process.stderr.write(`npm run bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.stderr.write(
+      `npm run bench failed: ${error instanceof Error ? error.stack : String(error)}\n`,
+    );
     process.exit(1);
   },
 );
