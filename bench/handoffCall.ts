@@ -210,7 +210,13 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     call.hangUp();
     await call.close();
     const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
-    return measure(heard, spoken.endMs, config.models.voices.reception, requests, decisionAtMs);
+    return measure(
+      heard,
+      spoken.endMs,
+      config.models.voices.reception ?? '',
+      requests,
+      decisionAtMs,
+    );
   } finally {
     await call.close();
   }
@@ -259,7 +265,13 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
     await session.close();
     await line.stop();
     const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
-    return measure(heard, spoken.endMs, config.models.voices.reception, requests, decisionAtMs);
+    return measure(
+      heard,
+      spoken.endMs,
+      config.models.voices.reception ?? '',
+      requests,
+      decisionAtMs,
+    );
   } finally {
     await session.close();
     await line.stop();

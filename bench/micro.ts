@@ -15,6 +15,7 @@ import { voice } from '@livekit/agents';
 import { createActor } from 'xstate';
 import { type CallEvent, type Department, callMachine } from '../machines/callMachine.js';
 import { CallBridge } from '../src/bridge.js';
+import { DEFAULT_FLOW } from '../machines/flow.js';
 import { LINES } from '../src/lines.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import { offlineBrain } from '../src/models/offlineBrain.js';
@@ -170,4 +171,4 @@ if (what === 'orchestration') {
 }
 
 /** For the greeting the native reception says, so both sides say the same. */
-export const GREETING = LINES.greeting(COMPANY);
+export const GREETING = LINES.greeting(COMPANY, DEFAULT_FLOW);

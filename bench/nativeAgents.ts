@@ -11,6 +11,7 @@
 import { llm, type tts, voice } from '@livekit/agents';
 import { z } from 'zod';
 import type { AgentName, Department } from '../machines/callMachine.js';
+import { DEFAULT_FLOW } from '../machines/flow.js';
 import { LINES } from '../src/lines.js';
 import type { AnyFunctionTool } from '../src/tools.js';
 
@@ -44,6 +45,16 @@ function handoffTools(options: NativeAgentOptions, current: AgentName): AnyFunct
       }),
     );
   }
+  if (current !== 'reception') {
+    tools.push(
+      llm.tool({
+        name: 'return_to_reception',
+        description: 'Send the caller back to reception when their need fits no team.',
+        parameters: handoffParameters,
+        execute: async () => llm.handoff({ agent: new NativeReception(options) }),
+      }),
+    );
+  }
   return tools;
 }
 
@@ -57,7 +68,7 @@ export class NativeReception extends voice.Agent {
       tools: handoffTools(options, 'reception'),
       ...(tts ? { tts } : {}),
     });
-    this.#greeting = LINES.greeting(options.companyName);
+    this.#greeting = LINES.greeting(options.companyName, DEFAULT_FLOW);
   }
 
   override async onEnter(): Promise<void> {

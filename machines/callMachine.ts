@@ -61,6 +61,7 @@
  * no `invoke` or `after`: timers belong to the bridge, so every path can be generated and tested.
  */
 import { and, assign, setup } from 'xstate';
+import { DEFAULT_FLOW, type Flow, agentsOf, departmentsOf } from './flow.js';
 
 /** Bump when states, events or context change shape: persisted snapshots carry it. */
 export const CALL_MACHINE_VERSION = 3;
@@ -73,31 +74,26 @@ export const DEFAULT_REPLY_POLICY: ReplyPolicy = {
   backoffMs: 250,
 };
 
-export const DEPARTMENTS = ['billing', 'support', 'sales'] as const;
-export type Department = (typeof DEPARTMENTS)[number];
-export type AgentName = 'reception' | Department;
-export const AGENT_NAMES: readonly AgentName[] = ['reception', ...DEPARTMENTS];
+/** A department's name, as declared in the flow (machines/flow.ts). */
+export type Department = string;
+/** `reception` or a department. */
+export type AgentName = string;
 
-/** Leaf state names: the reception state's children are `greeting` and `intent`. */
-export type CallStateName = 'greeting' | 'intent' | Department | 'transferring' | 'ended';
+/** Leaf state names: `greeting` and `intent` (reception's children), departments, and the rest. */
+export type CallStateName = string;
 
 /** The leaf state of a call snapshot: `{ reception: 'intent' }` -> `intent`. */
 export function callStateOf(snapshot: { value: unknown }): CallStateName {
   const { value } = snapshot;
-  if (typeof value === 'string') return value as CallStateName;
-  return Object.values(value as Record<string, string>)[0] as CallStateName;
+  if (typeof value === 'string') return value;
+  return Object.values(value as Record<string, string>)[0]!;
 }
 
-/** Which agent each live state puts on the line. */
-export const AGENT_FOR_STATE: Readonly<
-  Record<Exclude<CallStateName, 'ended' | 'transferring'>, AgentName>
-> = {
-  greeting: 'reception',
-  intent: 'reception',
-  billing: 'billing',
-  support: 'support',
-  sales: 'sales',
-};
+/** The agent a live state puts on the line: reception in its two states, else the department. */
+export function agentForState(state: CallStateName): AgentName | null {
+  if (state === 'ended' || state === 'transferring') return null;
+  return state === 'greeting' || state === 'intent' ? 'reception' : state;
+}
 
 /** The agent on the line in a snapshot: the asking agent while transferring; none once ended. */
 export function activeAgentOf(snapshot: {
@@ -105,13 +101,8 @@ export function activeAgentOf(snapshot: {
   context: CallContext;
 }): AgentName | null {
   const state = callStateOf(snapshot);
-  if (state === 'ended') return null;
   if (state === 'transferring') return snapshot.context.transfer?.from ?? null;
-  return AGENT_FOR_STATE[state];
-}
-
-export function isDepartment(value: string): value is Department {
-  return (DEPARTMENTS as readonly string[]).includes(value);
+  return agentForState(state);
 }
 
 export interface CallerInfo {
@@ -335,7 +326,7 @@ const REQUEST_KIND: Partial<Record<CallEvent['type'], RefusalRecord['request']>>
   'transfer.requested': 'transfer',
 };
 
-export const callMachine = setup({
+const callSetup = setup({
   types: {
     context: {} as CallContext,
     events: {} as CallEvent,
@@ -500,104 +491,126 @@ export const callMachine = setup({
     reportHearingTrouble: (_, _params: { agent: AgentName }) => {},
     hearingRestored: () => {},
   },
-}).createMachine({
-  id: 'call',
-  initial: 'reception',
-  // From any live state: nothing can go on without a session, and a stopping process ends it.
-  on: {
-    'session.closed': { target: '.ended' },
-    'shutdown.requested': { target: '.ended' },
-  },
-  context: ({ input }) => ({
-    started: false,
-    caller: null,
-    maxHandoffs: input.maxHandoffs ?? DEFAULT_MAX_HANDOFFS,
-    handoffs: [],
-    refusals: [],
-    endReason: null,
-    controlTurnId: null,
-    lastTurnId: null,
-    humanTransfers: input.humanTransfers ?? [],
-    transfer: null,
-    reply: {
-      policy: input.replyPolicy ?? DEFAULT_REPLY_POLICY,
-      failedTurns: 0,
-      heldReplyId: null,
-      failures: [],
+});
+
+/** The machine of a flow: reception, then one state per department (see the header). */
+export function createCallMachine(flow: Flow) {
+  const departments = departmentsOf(flow);
+  const agents = agentsOf(flow);
+  return callSetup.createMachine({
+    id: 'call',
+    initial: 'reception',
+    // From any live state: nothing can go on without a session, and a stopping process ends it.
+    on: {
+      'session.closed': { target: '.ended' },
+      'shutdown.requested': { target: '.ended' },
     },
-    speech: { hearingLost: false, failures: [] },
-    greeting: null,
-  }),
-  states: {
-    reception: {
-      description: 'The reception agent is on the line: greeting the caller, then listening.',
-      entry: { type: 'activateAgent', params: { agent: 'reception' } },
-      initial: 'greeting',
-      states: {
-        greeting: {
-          description:
-            'Reception is speaking its greeting; the caller may already ask for something.',
-          on: {
-            'call.started': { guard: 'isNotStarted', actions: ['recordCaller', 'greetCaller'] },
-            'greeting.spoken': { target: 'intent', actions: assign({ greeting: 'spoken' }) },
-            'greeting.interrupted': {
-              target: 'intent',
-              actions: assign({ greeting: 'interrupted' }),
+    context: ({ input }) => ({
+      started: false,
+      caller: null,
+      maxHandoffs: input.maxHandoffs ?? DEFAULT_MAX_HANDOFFS,
+      handoffs: [],
+      refusals: [],
+      endReason: null,
+      controlTurnId: null,
+      lastTurnId: null,
+      humanTransfers: input.humanTransfers ?? [],
+      transfer: null,
+      reply: {
+        policy: input.replyPolicy ?? DEFAULT_REPLY_POLICY,
+        failedTurns: 0,
+        heldReplyId: null,
+        failures: [],
+      },
+      speech: { hearingLost: false, failures: [] },
+      greeting: null,
+    }),
+    states: {
+      reception: {
+        description: 'The reception agent is on the line: greeting the caller, then listening.',
+        entry: { type: 'activateAgent', params: { agent: 'reception' } },
+        initial: 'greeting',
+        states: {
+          greeting: {
+            description:
+              'Reception is speaking its greeting; the caller may already ask for something.',
+            on: {
+              'call.started': { guard: 'isNotStarted', actions: ['recordCaller', 'greetCaller'] },
+              'greeting.spoken': { target: 'intent', actions: assign({ greeting: 'spoken' }) },
+              'greeting.interrupted': {
+                target: 'intent',
+                actions: assign({ greeting: 'interrupted' }),
+              },
             },
           },
+          intent: {
+            description: 'Reception is listening for what the caller needs.',
+          },
         },
-        intent: {
-          description: 'Reception is listening for what the caller needs.',
+        on: {
+          'handoff.requested': [
+            { guard: 'isSameTurnAsLastChange', actions: refuse('reception', 'one-per-turn') },
+            { guard: 'isAtHandoffCap', actions: refuse('reception', 'handoff-cap') },
+            ...departments.map((d) => handoffTo(d, 'reception')),
+          ],
+          'end.requested': endUnlessSameTurn('reception'),
+          'transfer.requested': transferUnlessRefused('reception'),
+          'caller.hungUp': { target: '#call.ended' },
+          ...replyHealth('reception'),
+          ...speechHealth('reception'),
         },
       },
-      on: {
-        'handoff.requested': [
-          { guard: 'isSameTurnAsLastChange', actions: refuse('reception', 'one-per-turn') },
-          { guard: 'isAtHandoffCap', actions: refuse('reception', 'handoff-cap') },
-          ...DEPARTMENTS.map((d) => handoffTo(d, 'reception')),
+      ...Object.fromEntries(departments.map((d) => [d, specialist(d, departments)])),
+      transferring: {
+        description:
+          'The caller is being handed to a person (SIP REFER); the agent who asked stays on the line.',
+        entry: {
+          type: 'transferCall',
+          params: ({ context }) => ({ from: context.transfer!.from }),
+        },
+        on: {
+          'transfer.succeeded': { target: 'ended' },
+          'transfer.failed': agents.map((agent) => backAfterFailedTransfer(agent)),
+          'caller.hungUp': { target: 'ended' },
+        },
+      },
+      ended: {
+        type: 'final',
+        entry: [
+          'recordEnd',
+          {
+            type: 'endCall',
+            params: ({ event, context }) => ({
+              reason: context.endReason ?? END_REASON_HUNG_UP,
+              // Only an agent's decision to end, a shutdown, a model that gave up or ears that
+              // stayed deaf get a goodbye: a caller who hung up or was transferred is no longer
+              // listening, and with no voice left nothing can be said.
+              farewell:
+                event.type === 'end.requested' ||
+                event.type === 'shutdown.requested' ||
+                event.type === 'reply.failed' ||
+                event.type === 'speech.timedOut',
+            }),
+          },
         ],
-        'end.requested': endUnlessSameTurn('reception'),
-        'transfer.requested': transferUnlessRefused('reception'),
-        'caller.hungUp': { target: '#call.ended' },
-        ...replyHealth('reception'),
-        ...speechHealth('reception'),
       },
     },
-    billing: specialist('billing'),
-    support: specialist('support'),
-    sales: specialist('sales'),
-    transferring: {
-      description:
-        'The caller is being handed to a person (SIP REFER); the agent who asked stays on the line.',
-      entry: { type: 'transferCall', params: ({ context }) => ({ from: context.transfer!.from }) },
-      on: {
-        'transfer.succeeded': { target: 'ended' },
-        'transfer.failed': AGENT_NAMES.map((agent) => backAfterFailedTransfer(agent)),
-        'caller.hungUp': { target: 'ended' },
-      },
-    },
-    ended: {
-      type: 'final',
-      entry: [
-        'recordEnd',
-        {
-          type: 'endCall',
-          params: ({ event, context }) => ({
-            reason: context.endReason ?? END_REASON_HUNG_UP,
-            // Only an agent's decision to end, a shutdown, a model that gave up or ears that
-            // stayed deaf get a goodbye: a caller who hung up or was transferred is no longer
-            // listening, and with no voice left nothing can be said.
-            farewell:
-              event.type === 'end.requested' ||
-              event.type === 'shutdown.requested' ||
-              event.type === 'reply.failed' ||
-              event.type === 'speech.timedOut',
-          }),
-        },
-      ],
-    },
-  },
-});
+  });
+}
+
+export type CallMachine = ReturnType<typeof createCallMachine>;
+
+const machines = new WeakMap<Flow, CallMachine>();
+
+/** The flow's machine, built once per flow. */
+export function machineFor(flow: Flow): CallMachine {
+  let machine = machines.get(flow);
+  if (!machine) machines.set(flow, (machine = createCallMachine(flow)));
+  return machine;
+}
+
+/** The default flow's machine: reception, billing, support and sales. */
+export const callMachine: CallMachine = machineFor(DEFAULT_FLOW);
 
 function refuse(from: AgentName, code: RefusalCode) {
   return { type: 'recordRefusal', params: { from, code } } as const;
@@ -638,7 +651,7 @@ function endUnlessSameTurn(from: AgentName) {
   ] as const;
 }
 
-function specialist(department: Department) {
+function specialist(department: Department, departments: readonly Department[]) {
   return {
     description: `The ${department} specialist is talking with the caller.`,
     entry: { type: 'activateAgent', params: { agent: department } },
@@ -650,7 +663,7 @@ function specialist(department: Department) {
           actions: refuse(department, 'same-department'),
         },
         { guard: 'isAtHandoffCap', actions: refuse(department, 'handoff-cap') },
-        ...DEPARTMENTS.filter((d) => d !== department).map((d) => handoffTo(d, department)),
+        ...departments.filter((d) => d !== department).map((d) => handoffTo(d, department)),
       ],
       'reception.requested': [
         { guard: 'isSameTurnAsLastChange', actions: refuse(department, 'one-per-turn') },

@@ -7,16 +7,14 @@
  */
 import { getInitialSnapshot, getNextSnapshot } from 'xstate';
 import {
-  AGENT_FOR_STATE,
-  AGENT_NAMES,
   type AgentName,
   type CallEvent,
   type CallInput,
-  DEPARTMENTS,
   type Department,
-  callMachine,
   callStateOf,
+  machineFor,
 } from './callMachine.js';
+import { DEFAULT_FLOW, type Flow, agentsOf, departmentsOf } from './flow.js';
 
 export type ControlRequest =
   | { kind: 'handoff'; department: Department }
@@ -24,12 +22,14 @@ export type ControlRequest =
   | { kind: 'transfer' }
   | { kind: 'end' };
 
-const CANDIDATES: ControlRequest[] = [
-  ...DEPARTMENTS.map((department) => ({ kind: 'handoff' as const, department })),
-  { kind: 'return' },
-  { kind: 'transfer' },
-  { kind: 'end' },
-];
+function candidates(flow: Flow): ControlRequest[] {
+  return [
+    ...departmentsOf(flow).map((department) => ({ kind: 'handoff' as const, department })),
+    { kind: 'return' },
+    { kind: 'transfer' },
+    { kind: 'end' },
+  ];
+}
 
 function eventFor(request: ControlRequest): CallEvent {
   const common = { reason: 'offer check', summary: 'offer check', turnId: 'offer-check' };
@@ -47,39 +47,46 @@ function eventFor(request: ControlRequest): CallEvent {
 
 /** The state an agent talks in once the call has started (reception: listening). */
 function stateValueOf(agent: AgentName): string | Record<string, string> {
-  const state = (Object.keys(AGENT_FOR_STATE) as (keyof typeof AGENT_FOR_STATE)[]).find(
-    (name) => AGENT_FOR_STATE[name] === agent && name !== 'greeting',
-  )!;
-  return state === 'intent' ? { reception: 'intent' } : state;
+  return agent === 'reception' ? { reception: 'intent' } : agent;
 }
 
-const memo = new Map<string, Record<AgentName, ControlRequest[]>>();
+const memo = new WeakMap<Flow, Map<string, Record<AgentName, ControlRequest[]>>>();
 
 /**
  * Every agent's accepted requests for a call with `input`, derived once per distinct input.
  * Call it outside a machine action: XState warns when a machine is evaluated inside one.
  */
-export function offersFor(input: CallInput): Record<AgentName, ControlRequest[]> {
+export function offersFor(
+  input: CallInput,
+  flow: Flow = DEFAULT_FLOW,
+): Record<AgentName, ControlRequest[]> {
+  let byInput = memo.get(flow);
+  if (!byInput) memo.set(flow, (byInput = new Map()));
   const key = JSON.stringify(input);
-  let offers = memo.get(key);
+  let offers = byInput.get(key);
   if (!offers) {
     offers = Object.fromEntries(
-      AGENT_NAMES.map((agent) => [agent, acceptedRequests(agent, input)]),
-    ) as Record<AgentName, ControlRequest[]>;
-    memo.set(key, offers);
+      agentsOf(flow).map((agent) => [agent, acceptedRequests(agent, input, flow)]),
+    );
+    byInput.set(key, offers);
   }
   return offers;
 }
 
 /** The control requests `agent`'s state accepts, in the order tools are offered. */
-export function acceptedRequests(agent: AgentName, input: CallInput): ControlRequest[] {
-  const initial = getInitialSnapshot(callMachine, input);
-  const snapshot = callMachine.resolveState({
+export function acceptedRequests(
+  agent: AgentName,
+  input: CallInput,
+  flow: Flow = DEFAULT_FLOW,
+): ControlRequest[] {
+  const machine = machineFor(flow);
+  const initial = getInitialSnapshot(machine, input);
+  const snapshot = machine.resolveState({
     value: stateValueOf(agent),
     context: { ...initial.context, started: true },
   });
-  return CANDIDATES.filter((request) => {
-    const after = getNextSnapshot(callMachine, snapshot, eventFor(request));
+  return candidates(flow).filter((request) => {
+    const after = getNextSnapshot(machine, snapshot, eventFor(request));
     return (
       after.context.refusals.length === snapshot.context.refusals.length &&
       (callStateOf(after) !== callStateOf(snapshot) ||

@@ -25,7 +25,6 @@ import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
 import {
-  AGENT_NAMES,
   activeAgentOf,
   type AgentName,
   type CallContext,
@@ -38,18 +37,13 @@ import {
   END_REASON_SPEECH_UNAVAILABLE,
   type RefusalRecord,
   type ReplyPolicy,
-  callMachine,
   callStateOf,
+  machineFor,
 } from '../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import { type ControlRequest, offersFor } from '../machines/offers.js';
-import {
-  CallAgent,
-  RESUME_INSTRUCTIONS,
-  fixedLineInstructions,
-  handoffBrief,
-  instructionsFor,
-} from './agents.js';
+import { CallAgent } from './agents.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
   type HandoverTransport,
@@ -63,7 +57,13 @@ import { HandoffCarryOver } from './carryOver.js';
 import { type HandoffOpening, openSpecialist, skipsBridgeLine } from './fastHandoff.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
-import { LINES } from './lines.js';
+import {
+  LINES,
+  RESUME_INSTRUCTIONS,
+  fixedLineInstructions,
+  handoffBrief,
+  instructionsFor,
+} from './lines.js';
 import type { WireObserver } from './models/openaiWire.js';
 import {
   DEFAULT_REPLY_DEADLINES,
@@ -92,6 +92,8 @@ export interface CallObserver {
 
 export interface CallBridgeOptions {
   session: voice.AgentSession;
+  /** The call flow (machines/flow.ts); default: reception, billing, support, sales. */
+  flow?: Flow;
   companyName: string;
   maxHandoffs: number;
   /** Per-agent TTS voice in voice mode; absent in text mode. */
@@ -153,6 +155,7 @@ export class CallBridge implements CallControl {
 
   readonly #session: voice.AgentSession;
   readonly #options: CallBridgeOptions;
+  readonly #flow: Flow;
   readonly #log: Logger;
   readonly #historyItems: number;
   #resolveDone!: (end: CallEnd) => void;
@@ -199,6 +202,7 @@ export class CallBridge implements CallControl {
   constructor(options: CallBridgeOptions) {
     this.#session = options.session;
     this.#options = options;
+    this.#flow = options.flow ?? DEFAULT_FLOW;
     this.#log = options.logger ?? pino({ level: 'silent' });
     this.#historyItems = options.historyItems ?? 40;
     this.#carried = options.restore?.history ?? [];
@@ -223,7 +227,7 @@ export class CallBridge implements CallControl {
     );
     this.#speechHealth.watchSession(this.#session);
 
-    const machine = callMachine.provide({
+    const machine = machineFor(this.#flow).provide({
       actions: {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
@@ -249,7 +253,7 @@ export class CallBridge implements CallControl {
       humanTransfers: this.#humanTransfers(),
       ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
     };
-    this.#offers = offersFor(this.#machineInput);
+    this.#offers = offersFor(this.#machineInput, this.#flow);
     this.actor = createActor(machine, {
       input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
@@ -376,7 +380,7 @@ export class CallBridge implements CallControl {
     this.#notify('keypad', digit);
     const decision = this.request(event);
     if (!decision.accepted && decision.code !== 'call-ended') {
-      const line = refusalLine(decision, this.#requested?.callAgent ?? 'reception');
+      const line = refusalLine(decision, this.#requested?.callAgent ?? 'reception', this.#flow);
       if (line) {
         this.#enqueue('keypad refusal', async () => {
           await this.#speak(line, true).waitForPlayout();
@@ -440,6 +444,7 @@ export class CallBridge implements CallControl {
     const agent = new CallAgent({
       name,
       instructions: instructionsFor(
+        this.#flow,
         name,
         this.#options.companyName,
         brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
@@ -466,6 +471,7 @@ export class CallBridge implements CallControl {
     let tools = this.#tools.get(name);
     if (!tools) {
       tools = buildTools(this, name, {
+        flow: this.#flow,
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
         // Only what this agent's state accepts: no tool the machine would refuse outright.
@@ -639,7 +645,7 @@ export class CallBridge implements CallControl {
 
   /** Spoken only once its audio played out; cut short (or the session closed under it), not. */
   async #greet(): Promise<void> {
-    const handle = this.#speak(LINES.greeting(this.#options.companyName), true);
+    const handle = this.#speak(LINES.greeting(this.#options.companyName, this.#flow), true);
     await handle.waitForPlayout();
     if (this.actor.getSnapshot().status !== 'active' || this.#sessionClosed) return;
     this.actor.send({ type: handle.interrupted ? 'greeting.interrupted' : 'greeting.spoken' });
@@ -658,11 +664,11 @@ export class CallBridge implements CallControl {
   }
 
   #offersFor(agent: AgentName): ControlRequest[] {
-    return this.#offers[agent];
+    return this.#offers[agent] ?? [];
   }
 
   #humanTransfers(): AgentName[] {
-    return AGENT_NAMES.filter((agent) => this.humanNumberFor(agent) !== undefined);
+    return agentsOf(this.#flow).filter((agent) => this.humanNumberFor(agent) !== undefined);
   }
 
   #recentCallerWords(): string[] {

@@ -6,7 +6,6 @@ import { isIP } from 'node:net';
 import { config as loadDotenv } from 'dotenv';
 import { z } from 'zod';
 import {
-  AGENT_NAMES,
   type AgentName,
   DEFAULT_MAX_HANDOFFS,
   DEFAULT_REPLY_POLICY,
@@ -14,7 +13,8 @@ import {
 } from '../machines/callMachine.js';
 import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
 import type { HandoffOpening } from './fastHandoff.js';
-import { DEFAULT_KEYPAD, type KeypadMap, parseKeypadMap } from './keypad.js';
+import { type KeypadMap, keypadFor, parseKeypadMap } from './keypad.js';
+import { DEFAULT_FLOW, type Flow, transferSetting, voiceSetting } from '../machines/flow.js';
 import {
   DEFAULT_SPEECH_GAP_TIMEOUT_MS,
   DEFAULT_SPEECH_OUTAGE_MS,
@@ -121,10 +121,6 @@ const EnvSchema = z.object({
   OPENAI_STT_MODEL: optionalString,
   OPENAI_TTS_MODEL: optionalString,
   OPENAI_REALTIME_MODEL: optionalString,
-  VOICE_RECEPTION: optionalString,
-  VOICE_BILLING: optionalString,
-  VOICE_SUPPORT: optionalString,
-  VOICE_SALES: optionalString,
   LOG_LEVEL: optionalString.pipe(
     z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).optional(),
   ),
@@ -143,9 +139,6 @@ const EnvSchema = z.object({
   VOBIZ_ALLOWED_ADDRESSES: cidrList,
   OUTBOUND_TRUNK_ID: optionalString,
   RINGING_TIMEOUT_IN_S: optionalString.pipe(z.coerce.number().int().min(5).max(300).optional()),
-  TRANSFER_BILLING: transferTarget,
-  TRANSFER_SUPPORT: transferTarget,
-  TRANSFER_SALES: transferTarget,
   DEFAULT_TRANSFER_NUMBER: transferTarget,
   KEYPAD_MAP: optionalString,
   HANDOFF_MODE: optionalString.pipe(z.enum(['in-process', 'dispatch']).optional()),
@@ -183,7 +176,21 @@ const EnvSchema = z.object({
   SPEECH_OUTAGE_MS: milliseconds(1000, 300_000),
 });
 
+/** The settings, with each agent's `VOICE_<NAME>` and each department's `TRANSFER_<NAME>`. */
+function envSchemaFor(flow: Flow) {
+  const perAgent: Record<string, typeof optionalString | typeof transferTarget> = {
+    [voiceSetting('reception')]: optionalString,
+  };
+  for (const { name } of flow.departments) {
+    perAgent[voiceSetting(name)] = optionalString;
+    perAgent[transferSetting(name)] = transferTarget;
+  }
+  return EnvSchema.extend(perAgent) as unknown as typeof EnvSchema;
+}
+
 export interface Config {
+  /** The call flow: reception and its departments (machines/flow.ts). */
+  flow: Flow;
   livekit: {
     url: string | undefined;
     apiKey: string | undefined;
@@ -318,19 +325,19 @@ function list(value: string | undefined): string[] {
  * Missing LiveKit credentials are not an error here: only the worker needs them
  * (see {@link requireWorkerCredentials}).
  */
-export function loadConfig(env?: NodeJS.ProcessEnv): Config {
+export function loadConfig(env?: NodeJS.ProcessEnv, flow: Flow = DEFAULT_FLOW): Config {
   if (env === undefined) {
     loadDotenv({ quiet: true });
     env = process.env;
   }
-  const parsed = EnvSchema.safeParse(env);
+  const parsed = envSchemaFor(flow).safeParse(env);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new ConfigError(
       `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
     );
   }
-  const e = parsed.data;
+  const e = parsed.data as z.infer<typeof EnvSchema>;
   if (e.OPENAI_FALLBACK_BASE_URL && !e.OPENAI_FALLBACK_MODEL) {
     throw new ConfigError(
       'OPENAI_FALLBACK_BASE_URL is set without OPENAI_FALLBACK_MODEL: set the fallback model too, or remove it. Fix it in .env (see .env.example).',
@@ -349,19 +356,13 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       );
     }
   }
-  const defaultVoices: Record<AgentName, string> = {
-    reception: 'alloy',
-    billing: 'sage',
-    support: 'echo',
-    sales: 'shimmer',
-  };
-  const voices = Object.fromEntries(
-    AGENT_NAMES.map((name) => [
-      name,
-      e[`VOICE_${name.toUpperCase()}` as `VOICE_${Uppercase<AgentName>}`] ?? defaultVoices[name],
-    ]),
-  ) as Record<AgentName, string>;
+  const perAgent = e as unknown as Record<string, string | undefined>;
+  const voices: Record<AgentName, string> = Object.fromEntries([
+    ['reception', perAgent[voiceSetting('reception')] ?? flow.reception.voice],
+    ...flow.departments.map((d) => [d.name, perAgent[voiceSetting(d.name)] ?? d.voice]),
+  ]);
   return {
+    flow,
     livekit: { url: e.LIVEKIT_URL, apiKey: e.LIVEKIT_API_KEY, apiSecret: e.LIVEKIT_API_SECRET },
     openai: { apiKey: e.OPENAI_API_KEY, baseURL: e.OPENAI_BASE_URL },
     agentName: e.AGENT_NAME ?? 'vobiz-call-agent',
@@ -412,7 +413,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
       host: e.INSPECT_HOST ?? '127.0.0.1',
       pii: e.INSPECT_PII,
     },
-    telephony: telephonyConfig(e),
+    telephony: telephonyConfig(e, flow),
     maxConcurrentCalls: e.MAX_CONCURRENT_CALLS ?? 4,
     drainTimeoutMs: e.DRAIN_TIMEOUT_MS ?? 30 * 60_000,
     healthPort: e.HEALTH_PORT,
@@ -426,22 +427,24 @@ export function loadConfig(env?: NodeJS.ProcessEnv): Config {
   };
 }
 
-function telephonyConfig(e: z.infer<typeof EnvSchema>): TelephonyConfig {
-  let keypad: KeypadMap = DEFAULT_KEYPAD;
+function telephonyConfig(e: z.infer<typeof EnvSchema>, flow: Flow): TelephonyConfig {
+  let keypad: KeypadMap = keypadFor(flow);
   if (e.KEYPAD_MAP !== undefined) {
     try {
-      keypad = parseKeypadMap(e.KEYPAD_MAP);
+      keypad = parseKeypadMap(e.KEYPAD_MAP, flow);
     } catch (error) {
       throw new ConfigError(`Invalid KEYPAD_MAP: ${(error as Error).message}. Fix it in .env.`);
     }
   }
   const fallback = e.DEFAULT_TRANSFER_NUMBER;
   const humanNumbers: Partial<Record<AgentName, string>> = {};
+  const numbers = e as unknown as Record<string, string | undefined>;
   const perAgent: [AgentName, string | undefined][] = [
     ['reception', fallback],
-    ['billing', e.TRANSFER_BILLING ?? fallback],
-    ['support', e.TRANSFER_SUPPORT ?? fallback],
-    ['sales', e.TRANSFER_SALES ?? fallback],
+    ...flow.departments.map((d): [AgentName, string | undefined] => [
+      d.name,
+      numbers[transferSetting(d.name)] ?? fallback,
+    ]),
   ];
   for (const [agent, number] of perAgent) if (number) humanNumbers[agent] = number;
   const inbound = list(e.VOBIZ_INBOUND_NUMBERS);

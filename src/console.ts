@@ -13,6 +13,7 @@ import type { llm } from '@livekit/agents';
 import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
+import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
 import { createCallInspection } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
@@ -20,11 +21,13 @@ import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models
 import type { WireObserver } from './models/openaiWire.js';
 import { requireSpeechEngines, runVoiceCall } from './voice/voiceConsole.js';
 
+const KEYS = DEFAULT_FLOW.departments.map((d) => `${d.key} ${d.name}`).join(', ');
+
 const USAGE = `Usage: npm run console -- [--script FILE] [--json] [--model offline|openai]
                       [--caller NUMBER] [--inspect] [--handoff-mode in-process|dispatch]
                       [--voice [--record FILE.wav] [--timeline FILE.svg]]
   --script FILE   caller lines, one per line; the call ends after the last line. A line
-                  like [1] is a keypad press (1 billing, 2 support, 3 sales, 0 a person)
+                  like [1] is a keypad press (${KEYS}, 0 a person)
   --json          JSON Lines on stdout, one object per event
   --model NAME    offline (keyword rules, no network) or openai; default: openai when
                   OPENAI_API_KEY or OPENAI_BASE_URL is set, else offline
@@ -170,7 +173,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   const out = (line: string) => process.stdout.write(`${line}\n`);
   const emit: Emit = (event) => out(JSON.stringify(event));
   const createModel = (wire: WireObserver): llm.LLM =>
-    options.model === 'openai' ? createOpenAILLM(config, wire) : createOfflineLLM();
+    options.model === 'openai' ? createOpenAILLM(config, wire) : createOfflineLLM(config.flow);
   const modelLabel =
     options.model === 'openai'
       ? `OpenAI ${config.models.llm}${config.openai.baseURL ? ` at ${config.openai.baseURL}` : ''}`
@@ -181,7 +184,9 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   else {
     out(`Model: ${modelLabel}.`);
     if (options.model === 'offline') {
-      out('  It recognises billing, support and sales requests and goodbyes by keywords.');
+      const names = departmentsOf(config.flow);
+      const listed = `${names.slice(0, -1).join(', ')}${names.length > 1 ? ' and ' : ''}${names.at(-1)}`;
+      out(`  It recognises ${listed} requests and goodbyes by keywords.`);
       out('  Set OPENAI_API_KEY or OPENAI_BASE_URL to talk to a real model.');
     }
     if (!lines) out('Type what the caller says. Ctrl-D hangs up.');
@@ -222,6 +227,7 @@ async function runCall(options: ConsoleOptions): Promise<number> {
 
   // Text only: no STT, TTS or VAD, and no room.
   const call = new ConsoleCall({
+    flow: config.flow,
     createModel,
     reply: config.reply,
     bridgeLine: config.handoff.bridgeLine,

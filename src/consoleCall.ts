@@ -12,6 +12,7 @@ import type { InspectionEvent } from 'xstate';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
 import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
+import type { Flow } from '../machines/flow.js';
 import type { KeypadMap } from './keypad.js';
 import { callSessionOptions } from './models/index.js';
 import { WireObserver } from './models/openaiWire.js';
@@ -28,6 +29,8 @@ export function isKeypress(line: string): boolean {
 }
 
 export interface ConsoleCallOptions {
+  /** The call flow (machines/flow.ts); default: reception, billing, support, sales. */
+  flow?: Flow;
   /** A model for one leg; an OpenAI model reports what its wire says to `wire`. */
   createModel: (wire: WireObserver) => llm.LLM;
   /** Deadlines on model requests and the machine's policy when they fail. */
@@ -179,6 +182,7 @@ export class ConsoleCall {
     };
     const options: CallBridgeOptions = {
       session,
+      ...(this.#options.flow ? { flow: this.#options.flow } : {}),
       companyName: this.#options.companyName,
       maxHandoffs: this.#options.maxHandoffs,
       logger: this.#options.logger,
@@ -216,10 +220,12 @@ export class ConsoleCall {
     to: AgentName,
     signal?: AbortSignal,
   ): Promise<'joined' | 'timeout'> {
-    const restoration = restoreFromPayload(payload, false, {
-      maxHandoffs: this.#options.maxHandoffs,
-      humanTransfers: [],
-    });
+    const restoration = restoreFromPayload(
+      payload,
+      false,
+      { maxHandoffs: this.#options.maxHandoffs, humanTransfers: [] },
+      this.#options.flow,
+    );
     if (!restoration) return 'timeout';
     if (!restoration.ok) {
       this.#options.logger.warn({ reason: restoration.reason }, 'payload not restorable');

@@ -15,7 +15,7 @@
  */
 import type { voice } from '@livekit/agents';
 import type { AgentName, HandoffRecord } from '../machines/callMachine.js';
-import { openingInstructions } from './agents.js';
+import { openingInstructions } from './lines.js';
 
 export type HandoffOpening = 'model' | 'brief';
 

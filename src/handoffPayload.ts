@@ -16,8 +16,11 @@ import {
   type CallContext,
   type CallerInfo,
   type HandoffRecord,
+  agentForState,
+  callStateOf,
 } from '../machines/callMachine.js';
 import { CallerSchema, HandoffSchema, PayloadSchema, describeIssue } from './payloadSchema.js';
+import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
 
 /** Bump when the payload's own shape changes. */
 export const PAYLOAD_VERSION = 1;
@@ -179,7 +182,7 @@ export function encodePayload(
  * Parse a payload. A payload of another machine or payload version is refused, but what can be
  * salvaged (the brief and the caller) is returned so the call can go on from a fresh start.
  */
-export function decodePayload(text: string): DecodedPayload | null {
+export function decodePayload(text: string, flow: Flow = DEFAULT_FLOW): DecodedPayload | null {
   let parsed: Partial<HandoffPayload>;
   try {
     parsed = JSON.parse(text) as Partial<HandoffPayload>;
@@ -209,5 +212,30 @@ export function decodePayload(text: string): DecodedPayload | null {
   if (!valid.success) {
     return { ok: false, reason: `malformed payload at ${describeIssue(valid.error)}`, ...salvaged };
   }
+  // Agent names are well formed; each must also be one of this worker's flow.
+  const agents = agentsOf(flow);
+  const named = [...payloadAgents(parsed as HandoffPayload)].filter((a) => !agents.includes(a));
+  if (named.length > 0) {
+    return { ok: false, reason: `agent ${named[0]} is not in this flow`, ...salvaged };
+  }
   return { ok: true, payload: parsed as HandoffPayload };
+}
+
+/** Every agent a payload names: its state's, its handoffs', refusals', transfer's and failures'. */
+function payloadAgents(payload: HandoffPayload): Set<string> {
+  const { snapshot, handoff } = payload;
+  const context = snapshot.context;
+  const state = callStateOf(snapshot);
+  const names = new Set<string>(handoff ? [handoff.from, handoff.to] : []);
+  const live = agentForState(state);
+  if (live) names.add(live);
+  for (const h of context.handoffs) names.add(h.from).add(h.to);
+  for (const r of context.refusals) {
+    names.add(r.from);
+    if (r.to) names.add(r.to);
+  }
+  for (const a of context.humanTransfers) names.add(a);
+  if (context.transfer) names.add(context.transfer.from);
+  for (const f of [...context.reply.failures, ...context.speech.failures]) names.add(f.agent);
+  return names;
 }

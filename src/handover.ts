@@ -10,8 +10,9 @@ import {
   type CallContext,
   type CallInput,
   type HandoffRecord,
-  callMachine,
+  machineFor,
 } from '../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow } from '../machines/flow.js';
 import { type HistoryLine, decodePayload } from './handoffPayload.js';
 
 /**
@@ -84,8 +85,10 @@ export function restoreFromPayload(
   text: string,
   resumed: boolean,
   input: CallInput,
+  flow: Flow = DEFAULT_FLOW,
 ): Restoration | null {
-  const decoded = decodePayload(text);
+  const machine = machineFor(flow);
+  const decoded = decodePayload(text, flow);
   if (!decoded) return null;
   if (decoded.ok) {
     const { snapshot, handoff, history, joinBy } = decoded.payload;
@@ -94,25 +97,20 @@ export function restoreFromPayload(
       restore: { snapshot, handoff, history, resumed, ...(joinBy !== undefined ? { joinBy } : {}) },
     };
   }
-  const fresh = callMachine.resolveState({
+  const fresh = machine.resolveState({
     value: { reception: 'intent' },
-    context: freshContext(decoded.caller, input),
+    context: { ...getInitialSnapshot(machine, input).context, started: true, caller: decoded.caller },
   });
   const handoff = decoded.handoff && { ...decoded.handoff, to: 'reception' as const };
   return {
     ok: false,
     reason: decoded.reason,
     restore: {
-      snapshot: callMachine.getPersistedSnapshot(fresh),
+      snapshot: machine.getPersistedSnapshot(fresh),
       handoff,
       history: [],
       resumed,
       ...(decoded.joinBy !== undefined ? { joinBy: decoded.joinBy } : {}),
     },
   };
-}
-
-/** The machine's own initial context for this configuration, as a started call. */
-function freshContext(caller: CallContext['caller'], input: CallInput): CallContext {
-  return { ...getInitialSnapshot(callMachine, input).context, started: true, caller };
 }

@@ -2,20 +2,25 @@
  * Keypad (DTMF) digits as machine events: the same events the model's tools send, so voice and
  * keypad share one code path, one set of guards and one set of refusals.
  */
-import { type CallEvent, type Department, isDepartment } from '../machines/callMachine.js';
+import type { CallEvent, Department } from '../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow, departmentsOf } from '../machines/flow.js';
 
 export type KeypadTarget = Department | 'human';
 export type KeypadMap = Readonly<Record<string, KeypadTarget>>;
 
-export const DEFAULT_KEYPAD: KeypadMap = {
-  '1': 'billing',
-  '2': 'support',
-  '3': 'sales',
-  '0': 'human',
-};
+/** Each department's key from the flow, and 0 for a person. */
+export function keypadFor(flow: Flow): KeypadMap {
+  return {
+    ...Object.fromEntries(flow.departments.map((d) => [d.key, d.name])),
+    '0': 'human',
+  };
+}
+
+export const DEFAULT_KEYPAD: KeypadMap = keypadFor(DEFAULT_FLOW);
 
 /** Parse "1=billing,2=support,3=sales,0=human"; throws with the bad entry named. */
-export function parseKeypadMap(text: string): KeypadMap {
+export function parseKeypadMap(text: string, flow: Flow = DEFAULT_FLOW): KeypadMap {
+  const departments = departmentsOf(flow);
   const map: Record<string, KeypadTarget> = {};
   for (const entry of text
     .split(',')
@@ -26,9 +31,9 @@ export function parseKeypadMap(text: string): KeypadMap {
       !digit ||
       !/^[0-9*#]$/.test(digit) ||
       !target ||
-      !(target === 'human' || isDepartment(target))
+      !(target === 'human' || departments.includes(target))
     ) {
-      throw new Error(`"${entry}" is not DIGIT=billing|support|sales|human`);
+      throw new Error(`"${entry}" is not DIGIT=${[...departments, 'human'].join('|')}`);
     }
     map[digit] = target;
   }

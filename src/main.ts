@@ -11,7 +11,8 @@
  */
 import { fileURLToPath } from 'node:url';
 import { ServerOptions, cli, defineAgent } from '@livekit/agents';
-import { type Department, isDepartment } from '../machines/callMachine.js';
+import type { Department } from '../machines/callMachine.js';
+import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
 import { probeLiveKit } from './livekitErrors.js';
 import { freeTcpPort } from './freePort.js';
@@ -33,8 +34,9 @@ function takeDepartment(argv: string[]): Department | undefined {
   if (at === -1) return undefined;
   const value = argv[at + 1] ?? '';
   argv.splice(at, 2);
-  if (!isDepartment(value)) {
-    throw new ConfigError(`--department must be billing, support or sales, not "${value}"`);
+  const departments = departmentsOf(DEFAULT_FLOW);
+  if (!departments.includes(value)) {
+    throw new ConfigError(`--department must be one of ${departments.join(', ')}, not "${value}"`);
   }
   return value;
 }

@@ -9,14 +9,11 @@
  */
 import { llm } from '@livekit/agents';
 import { z } from 'zod';
-import {
-  type AgentName,
-  type CallEvent,
-  DEPARTMENTS,
-  type Department,
-} from '../machines/callMachine.js';
+import type { AgentName, CallEvent, Department } from '../machines/callMachine.js';
 import type { Decision } from '../machines/decide.js';
+import { DEFAULT_FLOW, type Flow, departmentsOf } from '../machines/flow.js';
 import type { ControlRequest } from '../machines/offers.js';
+import { TOOL_TEXT, helpOf, refusalLine as lineFor, refusalReason } from './lines.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
 export interface CallControl {
@@ -33,35 +30,23 @@ export const TOOL_NAMES = {
   endCall: 'end_call',
 } as const;
 
-const TOPICS: Record<AgentName, string> = {
-  reception: 'finding the right team',
-  billing: 'billing and payments',
-  support: 'technical support',
-  sales: 'plans and purchases',
-};
-
 const handoffParameters = z.object({
-  reason: z.string().describe('Why the caller needs this department, in a few words.'),
-  summary: z
-    .string()
-    .describe(
-      'What the caller has said so far that the next agent needs: facts, numbers, what they tried. ' +
-        'The next agent must not have to ask again.',
-    ),
+  reason: z.string().describe(TOOL_TEXT.handoffReason),
+  summary: z.string().describe(TOOL_TEXT.handoffSummary),
 });
-
 const transferParameters = z.object({
-  reason: z.string().optional().describe('Why a person is needed, in a few words.'),
+  reason: z.string().optional().describe(TOOL_TEXT.transferReason),
 });
-
-const endCallParameters = z.object({
-  reason: z.string().optional().describe('Why the call is ending, in a few words.'),
+const endParameters = z.object({
+  reason: z.string().optional().describe(TOOL_TEXT.endReason),
 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tools of any parameter shape
 export type AnyFunctionTool = llm.FunctionTool<any, any, any>;
 
 export interface ToolOptions {
+  /** The call flow: which departments exist (default: reception, billing, support, sales). */
+  flow?: Flow;
   /** The agent's own business tools. */
   extra?: AnyFunctionTool[];
   /** Offer `transfer_to_human`: only where a number is configured. */
@@ -91,6 +76,7 @@ export function buildTools(
   options: ToolOptions = {},
 ): llm.ToolContext {
   const isRetired = options.isRetired ?? (() => false);
+  const flow = options.flow ?? DEFAULT_FLOW;
   // Every control tool is the same: send the request with its model turn, report the decision.
   const controlTool = <P extends z.ZodObject<z.ZodRawShape>>(
     name: string,
@@ -113,6 +99,7 @@ export function buildTools(
           ),
           control,
           self,
+          flow,
         ),
     });
 
@@ -133,13 +120,12 @@ export function buildTools(
   const offered = (kind: ControlRequest['kind'], department?: Department) =>
     offers === undefined ||
     offers.some((o) => o.kind === kind && (o.kind !== 'handoff' || o.department === department));
-  for (const department of DEPARTMENTS) {
+  for (const department of departmentsOf(flow)) {
     if (!offered('handoff', department)) continue;
     tools.push(
       controlTool(
         TOOL_NAMES.handoff(department),
-        `Transfer the caller to the ${department} team (${TOPICS[department]}). ` +
-          'The caller stays on the line and the specialist greets them next, so do not say goodbye.',
+        TOOL_TEXT.handoff(flow, department),
         handoffParameters,
         ({ reason, summary }) => ({ type: 'handoff.requested', department, reason, summary }),
       ),
@@ -149,8 +135,7 @@ export function buildTools(
     tools.push(
       controlTool(
         TOOL_NAMES.returnToReception,
-        'Send the caller back to reception when their need fits no department. ' +
-          'Reception will pick up from the summary.',
+        TOOL_TEXT.returnToReception,
         handoffParameters,
         ({ reason, summary }) => ({ type: 'reception.requested', reason, summary }),
       ),
@@ -160,8 +145,7 @@ export function buildTools(
     tools.push(
       controlTool(
         TOOL_NAMES.transferToHuman,
-        'Transfer the caller to a person on our team when they ask for a human or you cannot ' +
-          'help. The caller is told to hold; if it fails you will be asked to keep helping.',
+        TOOL_TEXT.transferToHuman,
         transferParameters,
         ({ reason }) => ({
           type: 'transfer.requested',
@@ -174,15 +158,20 @@ export function buildTools(
     tools.push(
       controlTool(
         TOOL_NAMES.endCall,
-        'End the call when the caller is done or says goodbye. A goodbye is spoken for you.',
-        endCallParameters,
+        TOOL_TEXT.endCall,
+        endParameters,
         ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
       ),
     );
   return new llm.ToolContext(tools);
 }
 
-function settle(decision: Decision, control: CallControl, self: AgentName): string | undefined {
+function settle(
+  decision: Decision,
+  control: CallControl,
+  self: AgentName,
+  flow: Flow,
+): string | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
     // The turn's first change already won, the call is over, or the machine moved on from this
@@ -192,44 +181,40 @@ function settle(decision: Decision, control: CallControl, self: AgentName): stri
     case 'retired':
       return undefined;
     default:
-      return refusalMessage(decision, control, self);
+      return refusalMessage(decision, control, self, flow);
   }
 }
 
+type Refusal = Extract<Decision, { accepted: false }>;
+
 /** What the agent should say to the caller about a refusal, if there is a stock line for it. */
-export function refusalLine(
-  decision: Extract<Decision, { accepted: false }>,
-  self: AgentName,
-): string | undefined {
-  const help = TOPICS[self];
+export function refusalLine(decision: Refusal, self: AgentName, flow: Flow): string | undefined {
   switch (decision.code) {
     case 'handoff-cap':
-      return `I can't transfer you again, but I can help with ${help} myself.`;
     case 'same-department':
-      return "You're in the right place, I can help with that.";
     case 'no-human':
-      return `I can't connect you to a person right now, but I can help with ${help} myself.`;
     case 'not-available':
-      return `Sorry, I can't do that right now, but I can help with ${help}.`;
+      return lineFor(decision.code, helpOf(flow, self));
     default:
       return undefined;
   }
 }
 
-/** The text the model sees for a refusal: what happened and what to tell the caller. */
+/**
+ * The tool output for a refusal, as JSON the model reads: what happened (`refused`) and the
+ * line to say (`tell_caller`).
+ */
 export function refusalMessage(
-  decision: Extract<Decision, { accepted: false }>,
+  decision: Refusal,
   control: Pick<CallControl, 'maxHandoffs'>,
   self: AgentName,
+  flow: Flow = DEFAULT_FLOW,
 ): string {
-  const what: Record<string, string> = {
-    'handoff-cap': `Handoff refused: this call has reached its limit of ${control.maxHandoffs} handoffs.`,
-    'same-department': `Handoff refused: the caller is already with ${self}, which is you. Do not hand off; help them directly.`,
-    'no-human': 'Transfer refused: nobody can take a transfer from here.',
-    'not-available': `That is not possible from ${self} right now.`,
-  };
-  const line = refusalLine(decision, self);
-  return line
-    ? `${what[decision.code]} Tell the caller: "${line}"`
-    : 'Request refused. Keep helping the caller.';
+  const line = refusalLine(decision, self, flow);
+  if (!line) return JSON.stringify({ refused: 'Request refused. Keep helping the caller.' });
+  const code = decision.code as Parameters<typeof refusalReason>[0];
+  return JSON.stringify({
+    refused: refusalReason(code, self, control.maxHandoffs),
+    tell_caller: line,
+  });
 }

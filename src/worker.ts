@@ -6,7 +6,7 @@ import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agen
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient, SipClient } from 'livekit-server-sdk';
-import { AGENT_NAMES } from '../machines/callMachine.js';
+import { agentsOf } from '../machines/flow.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
 import {
   LiveKitHandover,
@@ -89,13 +89,15 @@ function createSession(config: Config, proc: JobProcess) {
 function restorationFor(ctx: JobContext, config: Config, logger: Logger): RestorePoint | null {
   const input = {
     maxHandoffs: config.maxHandoffs,
-    humanTransfers: AGENT_NAMES.filter((a) => config.telephony.humanNumbers[a] !== undefined),
+    humanTransfers: agentsOf(config.flow).filter(
+      (a) => config.telephony.humanNumbers[a] !== undefined,
+    ),
   };
-  const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input);
+  const fromDispatch = restoreFromPayload(ctx.job.metadata ?? '', false, input, config.flow);
   const sealed = readRoomSnapshot(ctx.room.metadata, roomSealer(config), () =>
     logger.warn('the room holds a call snapshot this worker cannot open; ignoring it'),
   );
-  const fromRoom = restoreFromPayload(sealed ?? '', true, input);
+  const fromRoom = restoreFromPayload(sealed ?? '', true, input, config.flow);
   const restoration =
     fromRoom && (!fromDispatch || progress(fromRoom.restore) > progress(fromDispatch.restore))
       ? fromRoom
@@ -161,6 +163,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   let callerIdentity = calleeIdentity ?? '';
   const bridge = new CallBridge({
     session,
+    flow: config.flow,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,

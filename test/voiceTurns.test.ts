@@ -79,7 +79,7 @@ describeWithSpeech('turn-taking in a voice call', () => {
   // Skipped for now: since 15:20 UTC on 2026-12-03 it fails on this machine even alone (the answer
   // after the barge-in is itself recorded as interrupted; the hang-up test shares the call). Cause
   // not found yet: the first thing to fix next session.
-  it.skip('the caller speaking over a specialist mid-sentence stops it within 300 ms and is answered', async () => {
+  it('the caller speaking over a specialist mid-sentence stops it within 300 ms and is answered', async () => {
     const played = c.audio().length;
     await c.call.speak(NEXT);
     // Billing is 1.5 s into its long answer.
@@ -104,7 +104,7 @@ describeWithSpeech('turn-taking in a voice call', () => {
     expect(answer.startMs).toBeGreaterThan(cut.endMs);
   }, 40_000);
 
-  it.skip('hanging up mid-sentence stops playback at once and ends the call', async () => {
+  it('hanging up mid-sentence stops playback at once and ends the call', async () => {
     const played = c.audio().length;
     await c.call.speak(NEXT);
     let answerStart = 0;

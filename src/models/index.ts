@@ -7,7 +7,8 @@ import * as openai from '@livekit/agents-plugin-openai';
 import OpenAI from 'openai';
 import type { AgentName } from '../../machines/callMachine.js';
 import type { Config } from '../config.js';
-import { offlineBrain } from './offlineBrain.js';
+import { createOfflineBrain } from './offlineBrain.js';
+import type { Flow } from '../../machines/flow.js';
 import { WireObserver } from './openaiWire.js';
 import { ScriptedLLM } from './scriptedLlm.js';
 import { createSpeechToText, createSpeechVoices } from './speech.js';
@@ -68,8 +69,8 @@ export function callSessionOptions(
   };
 }
 
-export function createOfflineLLM(): ScriptedLLM {
-  return new ScriptedLLM(offlineBrain, OFFLINE_MODEL_LABEL);
+export function createOfflineLLM(flow?: Flow): ScriptedLLM {
+  return new ScriptedLLM(createOfflineBrain(flow), OFFLINE_MODEL_LABEL);
 }
 
 /**
@@ -88,7 +89,7 @@ export function createVoices(config: Config): (agent: AgentName) => tts.TTS {
 export function createRealtimeModel(config: Config) {
   return new openai.realtime.RealtimeModel({
     model: config.models.realtime,
-    voice: config.models.voices.reception,
+    voice: config.models.voices.reception ?? config.flow.reception.voice,
     ...openaiAuth(config),
   });
 }

@@ -5,50 +5,50 @@
  */
 import type { AgentName, Department } from '../../machines/callMachine.js';
 import { CONTINUATION_PREFIX } from '../fastHandoff.js';
+import { DEFAULT_FLOW, type Flow, departmentOf, spokenList } from '../../machines/flow.js';
+import { OPENING_PREFIX } from '../lines.js';
+import { TOOL_NAMES } from '../tools.js';
 import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
 
-const INTENTS: Record<Intent, RegExp> = {
+const COMMON_INTENTS = {
   person:
     /\b(a (real )?(person|human)|real person|human being|someone real|an? (agent|operator|representative)|speak to someone|talk to someone)\b/i,
   goodbye:
     /\b(good ?bye|bye|that'?s (all|it)|that is all|nothing else|hang(ing)? up|i'?m (all )?(done|set|good)|have a (nice|good) day)\b/i,
   reception:
     /\b(reception|receptionist|operator|front desk|someone else|wrong (department|team))\b/i,
-  billing:
-    /\b(bill(s|ed|ing)?|invoices?|charge[ds]?|charging|refunds?|payments?|pay|paid|credit card|card|receipts?|overcharged|fees?|subscription|money back|cancel(l?ing|l?ation)?|close my account)\b/i,
-  support:
-    /\b(support|broken|not working|doesn'?t work|does not work|stopped working|won'?t (start|load|connect|work)|errors?|crash(es|ed|ing)?|bugs?|fix|problems?|issues?|log ?in|password|reset|outage|offline|slow|trouble|technical|internet|wi-?fi|connection|is down|went down|no signal)\b/i,
-  sales:
-    /\b(buy|buying|purchase|pricing|prices?|quotes?|upgrade|plans?|demo|sales|new account|sign up|discounts?|order|cost|licen[cs]es?)\b/i,
-};
-
-const TOPIC: Record<AgentName, string> = {
-  reception: 'your request',
-  billing: 'a billing question',
-  support: 'a technical problem',
-  sales: 'plans and pricing',
-};
-
-const HELP: Record<AgentName, string> = {
-  reception: 'Is it about billing, technical support or sales?',
-  billing:
-    "I've noted it on your account and a confirmation will reach you by email within one business day. Is there anything else?",
-  support:
-    "Let's fix that: please restart the device and the app, then tell me if the problem is still there.",
-  sales:
-    'Our Pro plan is 20 dollars a month per user and includes priority support. Would you like me to set it up?',
 };
 
 export type Intent = Department | 'goodbye' | 'reception' | 'person';
+
+/** The words the offline model listens for: the common intents, then each department's. */
+function intentsOf(flow: Flow): [Intent, RegExp][] {
+  return [
+    ...(Object.entries(COMMON_INTENTS) as [Intent, RegExp][]),
+    ...flow.departments.map((d): [Intent, RegExp] => [d.name, d.offline.listensFor]),
+  ];
+}
+
+function helpOf(flow: Flow, agent: AgentName): string {
+  if (agent === 'reception') return `Is it about ${spokenList(flow)}?`;
+  return departmentOf(flow, agent)?.offline.answer ?? 'How can I help?';
+}
+
+function topicOf(flow: Flow, agent: AgentName): string {
+  return departmentOf(flow, agent)?.offline.topic ?? 'your request';
+}
 
 /** "billing... actually no, sales": after a correction, the need named last is the one meant. */
 const CORRECTION = /\b(actually|i mean|no wait|sorry,? i meant|rather|instead)\b|\bno,/i;
 
 /** The intent mentioned first in the text (last, after a correction), if any. */
-export function classify(text: string): { intent: Intent; keyword: string } | null {
+export function classify(
+  text: string,
+  flow: Flow = DEFAULT_FLOW,
+): { intent: Intent; keyword: string } | null {
   const corrected = CORRECTION.test(text);
   let best: { intent: Intent; keyword: string; index: number } | null = null;
-  for (const [intent, pattern] of Object.entries(INTENTS) as [Intent, RegExp][]) {
+  for (const [intent, pattern] of intentsOf(flow)) {
     const global = new RegExp(pattern.source, 'gi');
     for (const match of text.matchAll(global)) {
       const better =
@@ -63,9 +63,26 @@ const GREETING = /^\s*(hi|hello|hey|good (morning|afternoon|evening)|hiya)\b[\s!
 const NO_MORE =
   /^\s*(no|nope|nah|no thanks?( you)?|no,? that'?s (all|it)|nothing|not really)\b[\s!.,]*$/i;
 
-export function agentOf(request: ModelRequest): AgentName {
-  const match = /You are the (billing|support|sales) specialist/.exec(request.instructions);
-  return (match?.[1] as Department | undefined) ?? 'reception';
+/**
+ * Which agent a request comes from, read from the tools it offers (the machine decides them):
+ * reception has no way back to reception; a department is never offered a handoff to itself.
+ */
+export function agentOf(request: ModelRequest, flow: Flow = DEFAULT_FLOW): AgentName {
+  if (!request.tools.includes(TOOL_NAMES.returnToReception)) return 'reception';
+  const self = flow.departments.find((d) => !request.tools.includes(TOOL_NAMES.handoff(d.name)));
+  return self?.name ?? 'reception';
+}
+
+/** What a refused tool asks the agent to tell the caller (its JSON output's `tell_caller`). */
+function tellCaller(output: string): string | undefined {
+  try {
+    let value: unknown = JSON.parse(output);
+    if (typeof value === 'string') value = JSON.parse(value); // JSON-encoded twice on the wire
+    const line = (value as { tell_caller?: unknown } | null)?.tell_caller;
+    return typeof line === 'string' ? line : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function shorten(text: string, max = 80): string {
@@ -89,27 +106,34 @@ function callerLines(request: ModelRequest, count: number): string[] {
     .map((m) => m.text.trim());
 }
 
-export const offlineBrain: Brain = (request): ModelReply => {
-  const self = agentOf(request);
+/** The offline model of a flow. */
+export function createOfflineBrain(flow: Flow = DEFAULT_FLOW): Brain {
+  const HELP = (agent: AgentName) => helpOf(flow, agent);
+  return (request) => answer(request, flow, HELP);
+}
+
+function answer(request: ModelRequest, flow: Flow, HELP: (agent: AgentName) => string): ModelReply {
+  const self = agentOf(request, flow);
   const opening = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
-  if (request.instructions.includes('Opening:') && opening) {
+  if (request.instructions.includes(OPENING_PREFIX) && opening) {
     if (self === 'reception') {
-      return { text: `Hi, this is reception again. What else can I do for you? ${HELP.reception}` };
+      return {
+        text: `Hi, this is reception again. What else can I do for you? ${HELP('reception')}`,
+      };
     }
     const reason = opening[1]!.replace(/[.!?]+$/, '');
     return {
-      text: `Hi, this is the ${self} team. I understand you're calling about ${reason}. ${HELP[self]}`,
+      text: `Hi, this is the ${self} team. I understand you're calling about ${reason}. ${HELP(self)}`,
     };
   }
 
   // What a specialist says after its opening sentence (HANDOFF_OPENING=brief).
-  if (request.instructions.includes(CONTINUATION_PREFIX)) return { text: HELP[self] };
+  if (request.instructions.includes(CONTINUATION_PREFIX)) return { text: HELP(self) };
 
   const last = request.messages.at(-1);
   if (last?.role === 'tool_result') {
     // The output may arrive JSON-encoded (quotes escaped).
-    const line = /Tell the caller: \\?"(.+?)\\?"/.exec(last.output);
-    return { text: line?.[1] ?? `Sorry, I can't do that right now. ${HELP[self]}` };
+    return { text: tellCaller(last.output) ?? `Sorry, I can't do that right now. ${HELP(self)}` };
   }
   if (last?.role !== 'user') return {};
 
@@ -122,15 +146,15 @@ export const offlineBrain: Brain = (request): ModelReply => {
     return { text: 'Alright. Is there anything else I can help you with?' };
   }
   if (GREETING.test(last.text)) {
-    return { text: `Hello! How can I help you today? ${HELP.reception}` };
+    return { text: `Hello! How can I help you today? ${HELP('reception')}` };
   }
-  const found = classify(last.text);
+  const found = classify(last.text, flow);
   if (found === null) {
     return {
       text:
         self === 'reception'
-          ? `Sorry, I didn't catch that. ${HELP.reception}`
-          : `I see. ${HELP[self]}`,
+          ? `Sorry, I didn't catch that. ${HELP('reception')}`
+          : `I see. ${HELP(self)}`,
     };
   }
   const { intent } = found;
@@ -143,7 +167,7 @@ export const offlineBrain: Brain = (request): ModelReply => {
         toolCalls: [{ name: 'transfer_to_human', args: { reason: 'caller asked for a person' } }],
       };
     }
-    const offer = self === 'reception' ? HELP.reception : 'What do you need?';
+    const offer = self === 'reception' ? HELP('reception') : 'What do you need?';
     return {
       text: `I can't put you through to a person from here, but I can help you myself. ${offer}`,
     };
@@ -152,7 +176,7 @@ export const offlineBrain: Brain = (request): ModelReply => {
     .map((line) => `"${shorten(line, 160)}"`)
     .join(' ')}`;
   if (intent === 'reception') {
-    if (!request.tools.includes('return_to_reception')) return { text: HELP.reception };
+    if (!request.tools.includes('return_to_reception')) return { text: HELP('reception') };
     return {
       toolCalls: [
         {
@@ -162,13 +186,19 @@ export const offlineBrain: Brain = (request): ModelReply => {
       ],
     };
   }
-  if (intent === self) return { text: `I can help with that. ${HELP[self]}` };
-  const tool = `pass_control_to_${intent}`;
-  if (!request.tools.includes(tool)) return { text: HELP[self] };
+  if (intent === self) return { text: `I can help with that. ${HELP(self)}` };
+  const tool = TOOL_NAMES.handoff(intent);
+  if (!request.tools.includes(tool)) return { text: HELP(self) };
   // No words of its own: the bridge speaks the bridge line the moment the handoff is accepted.
   return {
     toolCalls: [
-      { name: tool, args: { reason: `${TOPIC[intent]}: "${reasonWords(last.text)}"`, summary } },
+      {
+        name: tool,
+        args: { reason: `${topicOf(flow, intent)}: "${reasonWords(last.text)}"`, summary },
+      },
     ],
   };
-};
+}
+
+/** The offline model of the default flow. */
+export const offlineBrain: Brain = createOfflineBrain();

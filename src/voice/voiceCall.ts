@@ -77,6 +77,7 @@ export class VoiceCall {
   readonly #changes = new Set<() => void>();
   /** Caller speech waiting for its transcript. */
   readonly #awaitingHeard: ((heard: string) => void)[] = [];
+  #session: () => voice.AgentSession | undefined = () => undefined;
   #ended = false;
   /** The agent on the line (per the bridge) when the current audio segment started. */
   #onLine: AgentName = 'reception';
@@ -122,6 +123,7 @@ export class VoiceCall {
       changed: () => {},
       heard: (_text: string) => {},
       track: (_handle: voice.SpeechHandle) => {},
+      session: undefined as voice.AgentSession | undefined,
     };
     const observer: CallObserver = {
       ...options.observer,
@@ -146,6 +148,7 @@ export class VoiceCall {
       },
     };
     const call = new ConsoleCall({
+      flow: options.config.flow,
       createModel: options.createModel,
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
@@ -165,6 +168,11 @@ export class VoiceCall {
         session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) =>
           sink.track(speechHandle),
         );
+        // A turn under way (the caller still speaking to the VAD, a reply being thought of) is
+        // not idle even between speech handles.
+        sink.session = session;
+        session.on(voice.AgentSessionEventTypes.UserStateChanged, () => sink.changed());
+        session.on(voice.AgentSessionEventTypes.AgentStateChanged, () => sink.changed());
         return session;
       },
     });
@@ -173,6 +181,7 @@ export class VoiceCall {
     sink.changed = () => created.#changed();
     sink.heard = (text) => created.#heard(text);
     sink.track = (handle) => created.#track(handle);
+    created.#session = () => sink.session;
     return created;
   }
 
@@ -266,6 +275,9 @@ export class VoiceCall {
   #idle(): boolean {
     if (!this.active) return this.#pending.size === 0;
     if (this.#pending.size > 0 || this.line.callerSpeaking) return false;
+    // The VAD still hears the caller, or a reply is being prepared: a turn is under way.
+    const session = this.#session();
+    if (session?.userState === 'speaking' || session?.agentState === 'thinking') return false;
     // A handoff is under way until the machine's agent is the one on the line.
     const bridge = this.call.bridge;
     return activeAgentOf(bridge.actor.getSnapshot()) === bridge.speakingAgent;
