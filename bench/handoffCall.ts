@@ -201,7 +201,7 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     () => (call.call.bridge.speakingAgent ?? 'reception') !== 'reception',
   );
   try {
-    const lineStartedAt = performance.now(); // call.start() starts the line first
+    options.model.clock = () => call.line.nowMs();
     await call.start();
     const before = options.model.served.length;
     const spoken = await callerSays(call.line);
@@ -209,7 +209,7 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
     const requests = options.model.served.length - before;
     call.hangUp();
     await call.close();
-    const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
+    const decisionAtMs = options.model.served[before]!.atMs;
     return measure(
       heard,
       spoken.endMs,
@@ -247,8 +247,8 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
   // The same error listener as the project's bridge: without one the SDK's emit throws.
   session.on(voice.AgentSessionEventTypes.Error, () => {});
   try {
+    options.model.clock = () => line.nowMs();
     line.start();
-    const lineStartedAt = performance.now();
     await session.start({
       agent: new NativeReception({
         companyName: config.companyName,
@@ -264,7 +264,7 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
     const requests = options.model.served.length - before;
     await session.close();
     await line.stop();
-    const decisionAtMs = options.model.served[before]!.atMs - lineStartedAt;
+    const decisionAtMs = options.model.served[before]!.atMs;
     return measure(
       heard,
       spoken.endMs,

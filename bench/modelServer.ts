@@ -26,6 +26,7 @@ interface WireRequest {
 
 /** One completion as the server saw it: when it arrived and what it was asked. */
 export interface ServedRequest {
+  /** On the server's clock (see {@link ModelServer.clock}). */
   atMs: number;
   request: ModelRequest;
 }
@@ -34,8 +35,10 @@ export interface ModelServer {
   /** Base URL for the OpenAI client, e.g. http://127.0.0.1:PORT/v1 */
   url: string;
   latencyMs: number;
-  /** Requests in arrival order, with `performance.now()` times. */
+  /** Requests in arrival order. */
   served: ServedRequest[];
+  /** What arrival times are read from (a call's line clock); `performance.now()` by default. */
+  clock: () => number;
   close(): Promise<void>;
 }
 
@@ -86,7 +89,7 @@ export async function startModelServer(brain: Brain, latencyMs: number): Promise
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WireRequest;
     const request = toModelRequest(body);
-    served.push({ atMs: performance.now(), request });
+    served.push({ atMs: model.clock(), request });
     const reply = await brain(request);
     const id = `chatcmpl-${++counter}`;
     const created = Math.floor(Date.now() / 1000);
@@ -134,14 +137,16 @@ export async function startModelServer(brain: Brain, latencyMs: number): Promise
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const { port } = server.address() as AddressInfo;
-  return {
+  const model: ModelServer = {
     url: `http://127.0.0.1:${port}/v1`,
     latencyMs,
     served,
+    clock: () => performance.now(),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
   };
+  return model;
 }

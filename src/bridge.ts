@@ -54,7 +54,12 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
-import { type HandoffOpening, openSpecialist, skipsBridgeLine } from './fastHandoff.js';
+import {
+  type HandoffOpening,
+  openSpecialist,
+  prewarmIntros,
+  skipsBridgeLine,
+} from './fastHandoff.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import {
@@ -226,6 +231,10 @@ export class CallBridge implements CallControl {
       options.speechOutageMs ?? DEFAULT_SPEECH_OUTAGE_MS,
     );
     this.#speechHealth.watchSession(this.#session);
+    // HANDOFF_OPENING=brief: each agent's first words are synthesised before any handoff.
+    if (options.ttsFor && this.#opening() === 'brief') {
+      prewarmIntros(agentsOf(this.#flow), options.ttsFor);
+    }
 
     const machine = machineFor(this.#flow).provide({
       actions: {
@@ -457,7 +466,7 @@ export class CallBridge implements CallControl {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
         this.#notify('agent', name);
-        if (brief) openSpecialist(agent.session, name, brief, this.#opening());
+        if (brief) openSpecialist(agent.session, name, brief, this.#opening(), tts);
         else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
         this.#carryOver.deliverTo(agent.session);

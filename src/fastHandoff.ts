@@ -13,7 +13,8 @@
  *
  * Measured in audio against native LiveKit handoffs by `npm run bench` (BENCHMARKS.md).
  */
-import type { voice } from '@livekit/agents';
+import type { tts, voice } from '@livekit/agents';
+import type { AudioFrame } from '@livekit/rtc-node';
 import type { AgentName, HandoffRecord } from '../machines/callMachine.js';
 import { openingInstructions } from './lines.js';
 
@@ -24,13 +25,70 @@ export function skipsBridgeLine(opening: HandoffOpening | undefined): boolean {
   return opening === 'brief';
 }
 
-/** The specialist's first sentence, from the handoff decision alone (no model request). */
+/** The first words of a `brief` opening: known before any call, so synthesised ahead. */
+export function introLine(name: AgentName): string {
+  return `Hi, this is ${name === 'reception' ? 'reception' : `the ${name} team`}.`;
+}
+
+/** The specialist's first sentences, from the handoff decision alone (no model request). */
 export function briefOpeningLine(name: AgentName, handoff: HandoffRecord): string {
-  const who = name === 'reception' ? 'reception' : `the ${name} team`;
   const reason = handoff.reason.trim().replace(/[.!?]+$/, '');
-  return reason
-    ? `Hi, this is ${who}. You're calling about ${reason}.`
-    : `Hi, this is ${who}, taking over your call.`;
+  return reason ? `${introLine(name)} You're calling about ${reason}.` : introLine(name);
+}
+
+/** Each voice's intro audio, synthesised once per voice and kept while the voice lives. */
+const intros = new WeakMap<tts.TTS, Map<string, AudioFrame[] | 'pending'>>();
+
+/**
+ * Synthesise each agent's intro line in its voice now, so a `brief` opening starts playing the
+ * moment the specialist is active instead of after a synthesis. Failures are forgotten: that
+ * opening is synthesised when spoken, as any line.
+ */
+export function prewarmIntros(
+  agents: readonly AgentName[],
+  voiceOf: (agent: AgentName) => tts.TTS | undefined,
+): void {
+  for (const agent of agents) {
+    const voice = voiceOf(agent);
+    if (!voice) continue;
+    const byText = intros.get(voice) ?? new Map<string, AudioFrame[] | 'pending'>();
+    intros.set(voice, byText);
+    const text = introLine(agent);
+    if (byText.has(text)) continue;
+    byText.set(text, 'pending');
+    void (async () => {
+      const frames: AudioFrame[] = [];
+      for await (const audio of voice.synthesize(text)) frames.push(audio.frame);
+      byText.set(text, frames);
+    })().catch(() => byText.delete(text));
+  }
+}
+
+/** The intro's audio, then the rest of the line synthesised from now on, as one stream. */
+function introThenRest(
+  voice: tts.TTS,
+  intro: AudioFrame[],
+  rest: string,
+): ReadableStream<AudioFrame> {
+  const synthesis = rest ? voice.synthesize(rest) : null;
+  return new ReadableStream<AudioFrame>({
+    start(controller) {
+      for (const frame of intro) controller.enqueue(frame);
+      if (!synthesis) controller.close();
+    },
+    async pull(controller) {
+      try {
+        const next = await synthesis!.next();
+        if (next.done) controller.close();
+        else controller.enqueue(next.value.frame);
+      } catch {
+        controller.close(); // the caller heard the intro; the model's reply follows
+      }
+    },
+    cancel() {
+      synthesis?.close();
+    },
+  });
 }
 
 /** Marks the request for what follows the opening sentence (the offline model reads it too). */
@@ -51,13 +109,20 @@ export function openSpecialist(
   name: AgentName,
   handoff: HandoffRecord,
   opening: HandoffOpening,
+  voice?: tts.TTS,
 ): void {
   if (opening === 'model') {
     session.generateReply({ instructions: openingInstructions(name, handoff) });
     return;
   }
   const line = briefOpeningLine(name, handoff);
-  session.say(line, { allowInterruptions: true });
+  const intro = voice ? intros.get(voice)?.get(introLine(name)) : undefined;
+  if (voice && Array.isArray(intro)) {
+    const rest = line.slice(introLine(name).length).trim();
+    session.say(line, { allowInterruptions: true, audio: introThenRest(voice, intro, rest) });
+  } else {
+    session.say(line, { allowInterruptions: true });
+  }
   // Its model request starts now, while the sentence is synthesised and played: the SDK runs a
   // reply's inference as soon as it is scheduled and only holds back its playout.
   session.generateReply({ instructions: continuationInstructions(line) });
