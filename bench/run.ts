@@ -149,6 +149,7 @@ const TSX = join(ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs');
 async function orchestration(): Promise<{
   bridge: { p50: number; p99: number };
   bare: { p50: number; p99: number };
+  native: { p50: number; p99: number };
 }> {
   const { stdout } = await run('node', [
     '--import',
