@@ -82,6 +82,8 @@ const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '�
 interface HandoffResults {
   latencyMs: number;
   byVariant: Map<string, HandoffTiming[]>;
+  /** Calls that failed (timed out or never reached the specialist), per variant. */
+  failures: Map<string, number>;
 }
 
 async function handoffs(): Promise<HandoffResults[]> {
@@ -90,6 +92,7 @@ async function handoffs(): Promise<HandoffResults[]> {
   try {
     for (const latencyMs of settings.latencies) {
       const model = await startModelServer(offlineBrain, latencyMs);
+      const failures = new Map<string, number>();
       const byVariant = new Map<string, HandoffTiming[]>(VARIANTS.map((v) => [variantName(v), []]));
       try {
         // Variants take turns, so a busy minute on the machine falls on all of them.
@@ -98,14 +101,20 @@ async function handoffs(): Promise<HandoffResults[]> {
             progress(
               `L=${latencyMs} ms, call ${round + 1}/${settings.calls}, ${variantName(variant)}`,
             );
-            const timing = await runHandoffCall({ variant, model, speech, logger });
-            byVariant.get(variantName(variant))!.push(timing);
+            try {
+              const timing = await runHandoffCall({ variant, model, speech, logger });
+              byVariant.get(variantName(variant))!.push(timing);
+            } catch (error) {
+              // A call that breaks is reported, not hidden: the run goes on with the others.
+              progress(`  failed: ${error instanceof Error ? error.message : String(error)}`);
+              failures.set(variantName(variant), (failures.get(variantName(variant)) ?? 0) + 1);
+            }
           }
         }
       } finally {
         await model.close();
       }
-      results.push({ latencyMs, byVariant });
+      results.push({ latencyMs, byVariant, failures });
     }
   } finally {
     await speech.close();
@@ -208,20 +217,26 @@ async function launches(): Promise<{ project: number[]; native: number[]; tsx: n
 function handoffSection(results: HandoffResults[]): string[] {
   const lines: string[] = [];
   const native = variantName({ kind: 'native', handoff: 'no-returns' });
-  for (const { latencyMs, byVariant } of results) {
+  for (const { latencyMs, byVariant, failures } of results) {
     const base = median(byVariant.get(native)!.map((t) => t.specialistMs));
     lines.push(
       `### L = ${latencyMs} ms`,
       '',
-      "| variant | model requests | bridge line (first audio) | specialist (first audio) | longest silence | specialist vs native without returns | specialist after the caller's line reached the model |",
-      '| --- | --- | --- | --- | --- | --- | --- |',
+      "| variant | calls | model requests | bridge line (first audio) | specialist (first audio) | longest silence | specialist vs native without returns | specialist after the caller's line reached the model |",
+      '| --- | --- | --- | --- | --- | --- | --- | --- |',
     );
     for (const [name, timings] of byVariant) {
+      const failed = failures.get(name) ?? 0;
+      const calls = `${timings.length}${failed ? ` (${failed} failed)` : ''}`;
+      if (timings.length === 0) {
+        lines.push(`| ${name} | ${calls} | — | — | — | — | — | — |`);
+        continue;
+      }
       const specialist = timings.map((t) => t.specialistMs);
       const afterModel = timings.map((t) => t.specialistAfterModelMs);
       const bridges = timings.flatMap((t) => (t.bridgeMs === null ? [] : [t.bridgeMs]));
       lines.push(
-        `| ${name} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)}, ${((base - median(specialist)) / latencyMs).toFixed(2)} L sooner | ${spread(afterModel)} = ${(median(afterModel) / latencyMs).toFixed(2)} L |`,
+        `| ${name} | ${calls} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)}, ${((base - median(specialist)) / latencyMs).toFixed(2)} L sooner | ${spread(afterModel)} = ${(median(afterModel) / latencyMs).toFixed(2)} L |`,
       );
     }
     lines.push('');
@@ -254,7 +269,8 @@ async function main(): Promise<void> {
 
   // The chart: per variant and L, the call whose specialist came in at the median.
   const rows = handoffResults.flatMap(({ latencyMs, byVariant }) =>
-    [...byVariant].map(([name, timings]) => {
+    [...byVariant].flatMap(([name, timings]) => {
+      if (timings.length === 0) return [];
       const sorted = [...timings].sort((a, b) => a.specialistMs - b.specialistMs);
       const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
       return {
