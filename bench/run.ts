@@ -273,11 +273,13 @@ async function main(): Promise<void> {
       if (timings.length === 0) return [];
       const sorted = [...timings].sort((a, b) => a.specialistMs - b.specialistMs);
       const mid = sorted[Math.floor((sorted.length - 1) / 2)]!;
-      return {
-        label: `${name}, L=${latencyMs}`,
-        segments: mid.segments,
-        specialistMs: mid.specialistMs,
-      };
+      return [
+        {
+          label: `${name}, L=${latencyMs}`,
+          segments: mid.segments,
+          specialistMs: mid.specialistMs,
+        },
+      ];
     }),
   );
   await writeFile(
