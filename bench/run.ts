@@ -42,8 +42,8 @@ const outFile = join(ROOT, 'BENCHMARKS.md');
 const chartFile = join(ROOT, 'docs', 'bench-handoff.svg');
 
 const settings = quick
-  ? { latencies: [400], calls: 1, iterations: 300, memoryCalls: [1, 20], launches: 1 }
-  : { latencies: [400, 1000], calls: 3, iterations: 2000, memoryCalls: [1, 50, 200], launches: 5 };
+  ? { latencies: [400], calls: 1, iterations: 100, memoryCalls: [1, 10], launches: 1 }
+  : { latencies: [400, 1000], calls: 3, iterations: 1000, memoryCalls: [1, 50, 200], launches: 5 };
 
 const VARIANTS: Variant[] = [
   { kind: 'project', opening: 'model' },
@@ -74,6 +74,11 @@ function spread(values: number[], unit = (v: number) => `${Math.round(v)}`): str
   if (values.length === 0) return '—';
   if (values.length === 1) return unit(values[0]!);
   return `${unit(median(values))} (${unit(Math.min(...values))}–${unit(Math.max(...values))})`;
+}
+
+/** "1.20 L sooner" or "0.40 L later". */
+function soonerOrLater(gainMs: number, latencyMs: number): string {
+  return `${(Math.abs(gainMs) / latencyMs).toFixed(2)} L ${gainMs >= 0 ? 'sooner' : 'later'}`;
 }
 
 const ratio = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '—');
@@ -236,7 +241,7 @@ function handoffSection(results: HandoffResults[]): string[] {
       const afterModel = timings.map((t) => t.specialistAfterModelMs);
       const bridges = timings.flatMap((t) => (t.bridgeMs === null ? [] : [t.bridgeMs]));
       lines.push(
-        `| ${name} | ${calls} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)}, ${((base - median(specialist)) / latencyMs).toFixed(2)} L sooner | ${spread(afterModel)} = ${(median(afterModel) / latencyMs).toFixed(2)} L |`,
+        `| ${name} | ${calls} | ${spread(timings.map((t) => t.modelRequests))} | ${spread(bridges)} | ${spread(specialist)} | ${spread(timings.map((t) => t.longestSilenceMs))} | ${ratio(median(specialist), base)}, ${soonerOrLater(base - median(specialist), latencyMs)} | ${spread(afterModel)} = ${(median(afterModel) / latencyMs).toFixed(2)} L |`,
       );
     }
     lines.push('');
