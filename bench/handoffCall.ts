@@ -169,8 +169,13 @@ function measure(
 export async function runHandoffCall(options: HandoffCallOptions): Promise<HandoffTiming> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   let timer: NodeJS.Timeout | undefined;
+  const served = options.model.served.length;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error('benchmark call timed out')), timeoutMs);
+    timer = setTimeout(() => {
+      // What the model was asked says where the call stopped (a misheard line, a lost handoff).
+      const asked = options.model.served.slice(served).map((r) => r.request.messages.at(-1));
+      reject(new Error(`benchmark call timed out; the model was asked ${JSON.stringify(asked)}`));
+    }, timeoutMs);
   });
   const run = options.variant.kind === 'project' ? runProjectCall(options) : runNativeCall(options);
   try {
