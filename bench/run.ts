@@ -19,6 +19,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as prettier from 'prettier';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { missingSpeechEngines } from '../src/speech/engines.js';
@@ -362,7 +363,9 @@ async function main(): Promise<void> {
     from >= 0 && to > from
       ? `${existing.slice(0, from)}${body}${existing.slice(to + END.length)}`
       : `${existing.trimEnd()}\n\n${body}\n`;
-  await writeFile(outFile, updated);
+  // Written as Prettier writes it, so the lint of the committed file passes.
+  const options = (await prettier.resolveConfig(outFile)) ?? {};
+  await writeFile(outFile, await prettier.format(updated, { ...options, parser: 'markdown' }));
   progress(`wrote ${outFile} and ${chartFile}`);
 }
 

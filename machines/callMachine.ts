@@ -15,9 +15,15 @@
  *                        reception.requested                       intent
  *                        end.requested / caller.hungUp             ended
  * (any agent state)      transfer.requested (a number configured)  transferring
- * transferring  the asking agent   transfer.succeeded -> ended (transferred)
+ * transferring  the asking agent   transfer.referring: the SIP REFER is sent, its outcome pending
+ *                                  transfer.succeeded -> ended (transferred)
  *                                  transfer.failed -> back to the asking agent, who apologises
- *                                  caller.hungUp -> ended
+ *                                  caller.hungUp -> ended; while the REFER is pending the caller
+ *                                    leaving is the REFER working (SIP takes them out of the room
+ *                                    before the API answers): the outcome settles it, a failure
+ *                                    then ends the call as a hang-up
+ *                                  call.resumed (restored after a restart): the REFER's outcome is
+ *                                    unknowable, so back to the asking agent, who apologises
  * (any live state)  session.closed (the session closed under the call)  ended
  * (any live state)  shutdown.requested (SIGTERM, worker draining)        ended, with a goodbye
  * ended      (none)      nothing: final
@@ -64,7 +70,7 @@ import { and, assign, setup } from 'xstate';
 import { DEFAULT_FLOW, type Flow, agentsOf, departmentsOf } from './flow.js';
 
 /** Bump when states, events or context change shape: persisted snapshots carry it. */
-export const CALL_MACHINE_VERSION = 3;
+export const CALL_MACHINE_VERSION = 4;
 
 export const DEFAULT_MAX_HANDOFFS = 4;
 export const DEFAULT_REPLY_POLICY: ReplyPolicy = {
@@ -253,6 +259,10 @@ export interface CallContext {
 export interface TransferRecord {
   from: AgentName;
   reason: string;
+  /** The SIP REFER has been sent and its outcome is pending. */
+  referring?: boolean;
+  /** The caller left the room while the REFER was pending. */
+  callerLeft?: boolean;
   /** Why the machine started it: the caller or agent asked, or the model or speech failed. */
   cause: 'requested' | 'model-unavailable' | 'speech-unavailable';
   /** Why the last transfer failed, once it has. */
@@ -285,8 +295,12 @@ export type CallEvent =
   | ({ type: 'reception.requested'; reason: string; summary: string } & TurnScoped)
   | ({ type: 'end.requested'; reason: string } & TurnScoped)
   | ({ type: 'transfer.requested'; reason: string } & TurnScoped)
+  /** The SIP REFER has been sent; its outcome follows. */
+  | { type: 'transfer.referring' }
   | { type: 'transfer.succeeded' }
   | { type: 'transfer.failed'; error: string }
+  /** The call was restored from a snapshot after its worker stopped. */
+  | { type: 'call.resumed' }
   | { type: 'caller.hungUp' }
   /** The session closed under the call (job shut down, unrecoverable model error). */
   | { type: 'session.closed'; reason?: string }
@@ -343,6 +357,8 @@ const callSetup = setup({
       context.humanTransfers.includes(params.agent),
     isTransferFrom: ({ context }, params: { agent: AgentName }) =>
       context.transfer?.from === params.agent,
+    isReferring: ({ context }) => context.transfer?.referring === true,
+    isCallerGone: ({ context }) => context.transfer?.callerLeft === true,
     isNotHeldInTurn: ({ context, event }) =>
       event.type === 'reply.late' && event.replyId !== context.reply.heldReplyId,
     isRetryableFailure: ({ context, event }) =>
@@ -471,11 +487,19 @@ const callSetup = setup({
     }),
     recordRecovery: assign({ reply: ({ context }) => ({ ...context.reply, failedTurns: 0 }) }),
     // The model turn that asked for the transfer is long over: the next request opens a new one.
+    recordReferring: assign({
+      transfer: ({ context }) => context.transfer && { ...context.transfer, referring: true },
+    }),
+    recordCallerLeft: assign({
+      transfer: ({ context }) => context.transfer && { ...context.transfer, callerLeft: true },
+    }),
     recordTransferFailure: assign({
       transfer: ({ context, event }) =>
-        context.transfer && event.type === 'transfer.failed'
-          ? { ...context.transfer, error: event.error }
-          : context.transfer,
+        context.transfer && {
+          ...context.transfer,
+          referring: false,
+          error: event.type === 'transfer.failed' ? event.error : 'interrupted by a restart',
+        },
       controlTurnId: null,
       lastTurnId: null,
     }),
@@ -569,9 +593,17 @@ export function createCallMachine(flow: Flow) {
           params: ({ context }) => ({ from: context.transfer!.from }),
         },
         on: {
+          'transfer.referring': { actions: 'recordReferring' },
           'transfer.succeeded': { target: 'ended' },
-          'transfer.failed': agents.map((agent) => backAfterFailedTransfer(agent)),
-          'caller.hungUp': { target: 'ended' },
+          'transfer.failed': [
+            { guard: 'isCallerGone', target: 'ended' },
+            ...agents.map((agent) => backAfterFailedTransfer(agent)),
+          ],
+          'caller.hungUp': [
+            { guard: 'isReferring', actions: 'recordCallerLeft' },
+            { target: 'ended' },
+          ],
+          'call.resumed': agents.map((agent) => backAfterFailedTransfer(agent)),
         },
       },
       ended: {

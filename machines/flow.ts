@@ -60,7 +60,9 @@ export function defineFlow(flow: Flow): Flow {
     if (seenNames.has(name)) throw new Error(`Department "${name}" is declared twice.`);
     seenNames.add(name);
     if (!/^[0-9*#]$/.test(key) || key === '0') {
-      throw new Error(`Department "${name}": key "${key}" must be one of 1-9, * or # (0 is a person).`);
+      throw new Error(
+        `Department "${name}": key "${key}" must be one of 1-9, * or # (0 is a person).`,
+      );
     }
     const other = seenKeys.get(key);
     if (other) throw new Error(`Department "${name}": key ${key} is already ${other}'s.`);

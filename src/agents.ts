@@ -4,6 +4,7 @@
  */
 import { llm, type tts, voice } from '@livekit/agents';
 import type { AgentName } from '../machines/callMachine.js';
+import type { Floor } from './floor.js';
 import { FIXED_LINE_PREFIX } from './lines.js';
 import { type ReplyReporter, guardReply } from './replyGuard.js';
 
@@ -17,13 +18,15 @@ export interface CallAgentOptions {
   onEnter: (agent: CallAgent) => void;
   /** Deadlines, hold lines and failures of this agent's model requests, for the machine. */
   replies?: ReplyReporter;
+  /** Who may speak: without the floor the agent makes no model call. */
+  floor: Floor;
 }
 
 export class CallAgent extends voice.Agent {
   readonly callAgent: AgentName;
   readonly #onEnter: (agent: CallAgent) => void;
   readonly #replies: ReplyReporter | undefined;
-  #retired = false;
+  readonly #floor: Floor;
 
   constructor(options: CallAgentOptions) {
     super({
@@ -36,6 +39,7 @@ export class CallAgent extends voice.Agent {
     this.callAgent = options.name;
     this.#onEnter = options.onEnter;
     this.#replies = options.replies;
+    this.#floor = options.floor;
   }
 
   override async onEnter(): Promise<void> {
@@ -43,16 +47,13 @@ export class CallAgent extends voice.Agent {
   }
 
   /**
-   * The machine has moved on from this agent (handoff or end). Any reply still pending in its
-   * turn, such as the answer to another tool batched with the handoff, is dropped without a
-   * model call: the caller's next voice is the new agent's.
+   * The machine has moved on from this agent (handoff or end) and the bridge gave the floor to
+   * another or to nobody. Any reply still pending in its turn, such as the answer to another tool
+   * batched with the handoff, is dropped without a model call: the caller's next voice is the
+   * new agent's.
    */
-  retire(): void {
-    this.#retired = true;
-  }
-
   get retired(): boolean {
-    return this.#retired;
+    return !this.#floor.holds(this);
   }
 
   override async llmNode(
@@ -66,7 +67,7 @@ export class CallAgent extends voice.Agent {
         (item.textContent ?? '').includes(FIXED_LINE_PREFIX),
     );
     // An empty stream, not null: the SDK waits on a stream to finish the turn.
-    if (this.#retired && !isFixedLine) {
+    if (this.retired && !isFixedLine) {
       return new ReadableStream({ start: (controller) => controller.close() });
     }
     const [, toolCtx, modelSettings] = args;

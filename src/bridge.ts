@@ -35,7 +35,6 @@ import {
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
   END_REASON_SPEECH_UNAVAILABLE,
-  type RefusalRecord,
   type ReplyPolicy,
   callStateOf,
   machineFor,
@@ -44,6 +43,7 @@ import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
 import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
 import { type ControlRequest, offersFor } from '../machines/offers.js';
 import { CallAgent } from './agents.js';
+import { Floor } from './floor.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
   type HandoverTransport,
@@ -54,6 +54,7 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
+import { type CallObserver, CallReporter } from './callReporter.js';
 import {
   type HandoffOpening,
   openSpecialist,
@@ -80,20 +81,7 @@ import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js
 import type { CallTelephony } from './telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
-/** Everything a front end (console, worker, inspector) may want to show. */
-export interface CallObserver {
-  transition?(change: { from: CallStateName; to: CallStateName; event: string }): void;
-  refusal?(refusal: RefusalRecord): void;
-  /** An agent's activity started: it is the one talking now. */
-  agent?(name: AgentName): void;
-  say?(agent: AgentName, text: string): void;
-  caller?(text: string): void;
-  /** The caller pressed an assigned key. */
-  keypad?(digit: string): void;
-  /** Dispatch mode: the call's payload was sent to `agent`'s worker. */
-  dispatch?(agent: AgentName, bytes: number): void;
-  end?(reason: string): void;
-}
+export type { CallObserver } from './callReporter.js';
 
 export interface CallBridgeOptions {
   session: voice.AgentSession;
@@ -166,6 +154,8 @@ export class CallBridge implements CallControl {
   #resolveDone!: (end: CallEnd) => void;
   /** The agent the session was last told to run. */
   #requested: CallAgent | null = null;
+  /** Who may speak: the agent switched in last, or nobody once the call has ended or moved. */
+  readonly #floor = new Floor();
   /** The agent whose activity last started: the voice the caller hears. */
   #speaking: AgentName | null = null;
   #ended = false;
@@ -173,9 +163,8 @@ export class CallBridge implements CallControl {
   #handedOver = false;
   #actorStarted = false;
   #sessionClosed = false;
-  #lastState: CallStateName | null = null;
-  /** Refusals already reported; a restored call's were reported by the leg that recorded them. */
-  #refusalCount = 0;
+  /** Observers: transitions, refusals, lines, the end. */
+  #reporter!: CallReporter;
   /** The conversation before this leg (dispatch or crash restore): every hop carries it on. */
   readonly #carried: HistoryLine[];
   /** Whether the caller has heard anything from this leg yet, and who waits for that. */
@@ -271,7 +260,13 @@ export class CallBridge implements CallControl {
         options.inspect?.(event);
       },
     });
-    this.#refusalCount = this.actor.getSnapshot().context.refusals.length;
+    this.#reporter = new CallReporter(
+      options.observer,
+      this.#log,
+      // Any line the caller heard from this leg (a hold line too) is its first words.
+      (kind) => kind === 'say' && this.#markSpoke(),
+      this.actor.getSnapshot().context.refusals.length,
+    );
     this.#session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) => {
       this.#turns.set(speechHandle.id, speechHandle);
       if (this.#turns.size > 16) this.#turns.delete(this.#turns.keys().next().value!);
@@ -341,6 +336,7 @@ export class CallBridge implements CallControl {
       ? this.#buildAgent(activeAgentOf(this.actor.getSnapshot()) ?? 'reception', context, restore)
       : this.#buildAgent('reception', null);
     this.#requested = first;
+    this.#floor.give(first);
     await this.#session.start({
       agent: first,
       ...(options.room ? { room: options.room } : {}),
@@ -349,10 +345,9 @@ export class CallBridge implements CallControl {
     });
     this.#startActor();
     if (restore) {
-      // A transfer cannot survive a restart: its outcome is unknown, so the agent takes over.
-      if (this.state === 'transferring') {
-        this.actor.send({ type: 'transfer.failed', error: 'interrupted by a restart' });
-      }
+      // The machine decides what a restart means for the state it was in (a transfer under
+      // way cannot survive one: its outcome is unknowable).
+      this.actor.send({ type: 'call.resumed' });
       return;
     }
     this.actor.send({
@@ -429,9 +424,7 @@ export class CallBridge implements CallControl {
    */
   callerHungUp(): void {
     this.#startActor();
-    // A successful SIP REFER takes the caller out of the room before the API call returns: that
-    // departure is the transfer succeeding, decided by the REFER's outcome, not a hang-up.
-    if (this.#transfers.deferHangUp()) return; // settled by the REFER's outcome
+    // During a SIP REFER the machine waits for its outcome: see `transferring` there.
     if (this.actor.getSnapshot().status === 'active') this.actor.send({ type: 'caller.hungUp' });
   }
 
@@ -462,6 +455,7 @@ export class CallBridge implements CallControl {
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       replies: this.#replies,
+      floor: this.#floor,
       onEnter: (agent) => {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
@@ -485,7 +479,7 @@ export class CallBridge implements CallControl {
         humanTransfer: this.humanNumberFor(name) !== undefined,
         // Only what this agent's state accepts: no tool the machine would refuse outright.
         offers: this.#offersFor(name),
-        isRetired: () => this.#latest.get(name)?.retired ?? false,
+        isRetired: () => !this.#floor.holds(this.#latest.get(name)),
       });
       this.#tools.set(name, tools);
     }
@@ -496,7 +490,7 @@ export class CallBridge implements CallControl {
     if (this.#ended || name === this.#requested?.callAgent) return;
     if (this.#options.handover) {
       // The old agent stays silent from now on; the effect runs after this transition.
-      this.#requested?.retire();
+      this.#floor.give(null);
       this.#enqueue('handover', () => this.#handOver(name, context));
       return;
     }
@@ -512,8 +506,8 @@ export class CallBridge implements CallControl {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
-      this.#requested?.retire();
       this.#requested = agent;
+      this.#floor.give(agent);
       this.#session.updateAgent(agent);
       this.#log.info({ agent: name }, 'agent switch requested');
     } catch (error) {
@@ -606,7 +600,7 @@ export class CallBridge implements CallControl {
     if (this.#ended) return;
     this.#ended = true;
     this.#handedOver = true; // the call lives elsewhere: its close is not this leg's end
-    this.#requested?.retire();
+    this.#floor.give(null);
     this.actor.stop();
     try {
       await this.#session.close();
@@ -704,7 +698,7 @@ export class CallBridge implements CallControl {
     this.#speechHealth.stop();
     this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
-    this.#requested?.retire();
+    this.#floor.give(null);
     // Not queued behind the greeting: a caller who hangs up mid-greeting is released at once.
     this.#closing = (async () => {
       try {
@@ -738,8 +732,7 @@ export class CallBridge implements CallControl {
    * say what to do (`#replyDecision`). Reports from an agent no longer on the line are dropped.
    */
   #replyReporter(options: CallBridgeOptions): ReplyReporter {
-    const onLine = (agent: AgentName) =>
-      !this.#ended && this.#requested?.callAgent === agent && !this.#requested.retired;
+    const onLine = (agent: AgentName) => !this.#ended && this.#floor.heldBy(agent);
     const decide = (event: CallEvent): ReplyDecision | null => {
       this.#replyDecision = null;
       this.request(event);
@@ -797,18 +790,7 @@ export class CallBridge implements CallControl {
   }
 
   #observeMachine(event: InspectionEvent): void {
-    if (event.type !== '@xstate.snapshot' || event.actorRef !== this.actor) return;
-    const snapshot = this.actor.getSnapshot();
-    const state = callStateOf(snapshot);
-    if (this.#lastState !== null && state !== this.#lastState) {
-      this.#notify('transition', { from: this.#lastState, to: state, event: event.event.type });
-    }
-    this.#lastState = state;
-    this.#saveSnapshot();
-    const refusals = snapshot.context.refusals;
-    for (; this.#refusalCount < refusals.length; this.#refusalCount++) {
-      this.#notify('refusal', refusals[this.#refusalCount]!);
-    }
+    if (this.#reporter?.machineChanged(event, this.actor)) this.#saveSnapshot();
   }
 
   /** This leg has been heard: a line was said, or its audio started playing. */
@@ -818,17 +800,10 @@ export class CallBridge implements CallControl {
     for (const waiter of this.#firstWordsWaiters) waiter(true);
   }
 
-  /** Observers must never break the call: their errors are logged, not thrown. */
   #notify<K extends keyof CallObserver>(
     kind: K,
     ...args: Parameters<NonNullable<CallObserver[K]>>
   ): void {
-    // Any line the caller heard from this leg (a hold line too) is its first words.
-    if (kind === 'say') this.#markSpoke();
-    try {
-      (this.#options.observer?.[kind] as ((...a: typeof args) => void) | undefined)?.(...args);
-    } catch (error) {
-      this.#log.warn({ err: error, kind }, 'call observer failed');
-    }
+    this.#reporter.notify(kind, ...args);
   }
 }

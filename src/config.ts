@@ -101,11 +101,22 @@ const cidrList = optionalString.superRefine((value, ctx) => {
 
 const onOff = optionalString.pipe(z.enum(['on', 'off']).optional());
 
-const flag = z
-  .string()
-  .trim()
-  .optional()
-  .transform((value) => value === '1' || value?.toLowerCase() === 'true');
+/** 1/true/yes/on or 0/false/no/off; anything else is refused rather than read as off. */
+const flag = optionalString
+  .refine((value) => value === undefined || /^(1|0|true|false|yes|no|on|off)$/i.test(value), {
+    message: 'use 1 (on) or 0 (off)',
+  })
+  .transform((value) => value !== undefined && /^(1|true|yes|on)$/i.test(value));
+
+/** One line for a zod issue; "Expected number, received nan" says little to a person. */
+function invalidSetting(issue: z.ZodIssue, env: NodeJS.ProcessEnv): ConfigError {
+  const name = issue.path.join('.');
+  const problem =
+    issue.code === 'invalid_type' && issue.expected === 'number'
+      ? `"${env[name] ?? ''}" is not a whole number`
+      : issue.message;
+  return new ConfigError(`Invalid ${name}: ${problem}. Fix it in .env (see .env.example).`);
+}
 
 const EnvSchema = z.object({
   LIVEKIT_URL: url('ws', 'wss', 'http', 'https'),
@@ -331,12 +342,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv, flow: Flow = DEFAULT_FLOW): 
     env = process.env;
   }
   const parsed = envSchemaFor(flow).safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(
-      `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
-    );
-  }
+  if (!parsed.success) throw invalidSetting(parsed.error.issues[0]!, env);
   const e = parsed.data as z.infer<typeof EnvSchema>;
   if (e.OPENAI_FALLBACK_BASE_URL && !e.OPENAI_FALLBACK_MODEL) {
     throw new ConfigError(
@@ -518,12 +524,7 @@ export function loadStackConfig(env?: NodeJS.ProcessEnv): StackConfig {
     env = process.env;
   }
   const parsed = StackEnvSchema.safeParse(env);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new ConfigError(
-      `Invalid ${issue.path.join('.')}: ${issue.message}. Fix it in .env (see .env.example).`,
-    );
-  }
+  if (!parsed.success) throw invalidSetting(parsed.error.issues[0]!, env);
   const e = parsed.data;
   return {
     serverBin: e.LIVEKIT_SERVER_BIN,

@@ -14,8 +14,9 @@ import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/call
 import type { CallObserver } from './bridge.js';
 import { ConsoleCall, type HandoffMode } from './consoleCall.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
-import { ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
-import { createCallInspection } from './inspection/inspect.js';
+import { type Config, ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
+import { isEntryPoint } from './entry.js';
+import { createCallInspection, observing } from './inspection/inspect.js';
 import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
 import { OFFLINE_MODEL_LABEL, createOfflineLLM, createOpenAILLM } from './models/index.js';
 import type { WireObserver } from './models/openaiWire.js';
@@ -158,9 +159,8 @@ function textObserver(write: (line: string) => void, echoCaller: boolean): CallO
   };
 }
 
-async function runCall(options: ConsoleOptions): Promise<number> {
+async function runCall(options: ConsoleOptions, config: Config): Promise<number> {
   if (options.voice) await requireSpeechEngines();
-  const config = loadConfig();
   const logger = createLogger({
     // The SDK warns about harmless things at the end of a text call; LOG_LEVEL=warn shows them.
     level: config.logLevel ?? 'error',
@@ -202,9 +202,12 @@ async function runCall(options: ConsoleOptions): Promise<number> {
   });
   if (inspection.viewerUrl && !options.json) out(`Inspect: ${inspection.viewerUrl}`);
 
-  const observer = options.json
-    ? jsonObserver(emit)
-    : textObserver(out, lines !== undefined || !process.stdin.isTTY);
+  const observer = observing(
+    options.json
+      ? jsonObserver(emit)
+      : textObserver(out, lines !== undefined || !process.stdin.isTTY),
+    inspection,
+  );
   if (options.voice) {
     await runVoiceCall({
       config,
@@ -325,15 +328,16 @@ function describeFailures(context: CallContext): string {
   return kinds.length > 0 ? kinds.join(', ') : 'no reply';
 }
 
-export async function main(argv: string[]): Promise<number> {
+/** The console: `argv` without node and the script; `env` instead of `.env` and the process's. */
+export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
   try {
-    const config = loadConfig();
+    const config = loadConfig(env);
     const options = parseOptions(argv, hasOpenAI(config));
     if (options === 'help') {
       process.stdout.write(`${USAGE}\n`);
       return 0;
     }
-    return await runCall(options);
+    return await runCall(options, config);
   } catch (error) {
     if (error instanceof UsageError) {
       process.stderr.write(`console: ${error.message}\n${USAGE}\n`);
@@ -348,7 +352,9 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  () => process.exit(1),
-);
+if (isEntryPoint(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    () => process.exit(1),
+  );
+}

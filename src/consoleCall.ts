@@ -6,6 +6,7 @@
  * without a word, as a late worker's dispatch is, and the previous leg carries on in process.
  * Until a leg has joined its events are held back: the observer hears only the agent on the line.
  */
+import { businessTools } from './business/index.js';
 import { type llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
@@ -183,6 +184,7 @@ export class ConsoleCall {
     const options: CallBridgeOptions = {
       session,
       ...(this.#options.flow ? { flow: this.#options.flow } : {}),
+      extraTools: businessTools,
       companyName: this.#options.companyName,
       maxHandoffs: this.#options.maxHandoffs,
       logger: this.#options.logger,

@@ -7,7 +7,6 @@ import { llm } from '@livekit/agents';
 import { getInitialSnapshot } from 'xstate';
 import {
   type AgentName,
-  type CallContext,
   type CallInput,
   type HandoffRecord,
   machineFor,
@@ -99,7 +98,11 @@ export function restoreFromPayload(
   }
   const fresh = machine.resolveState({
     value: { reception: 'intent' },
-    context: { ...getInitialSnapshot(machine, input).context, started: true, caller: decoded.caller },
+    context: {
+      ...getInitialSnapshot(machine, input).context,
+      started: true,
+      caller: decoded.caller,
+    },
   });
   const handoff = decoded.handoff && { ...decoded.handoff, to: 'reception' as const };
   return {

@@ -1,8 +1,7 @@
 /**
- * The human-transfer effect: tell the caller, cold-transfer them with a SIP REFER, and report the
- * outcome to the machine (`transfer.succeeded` / `transfer.failed`). A caller who leaves while the
- * REFER is under way is settled by its outcome: a successful REFER takes the caller out of the
- * room before the API call returns, so that departure is the transfer, not a hang-up.
+ * The human-transfer effect: tell the caller, cold-transfer them with a SIP REFER, and report to
+ * the machine what happens (`transfer.referring`, then `transfer.succeeded` / `transfer.failed`).
+ * What a caller leaving during the REFER means is the machine's to decide (`transferring`).
  */
 import type { Logger } from 'pino';
 import type { AgentName, CallEvent, TransferRecord } from '../machines/callMachine.js';
@@ -20,9 +19,6 @@ export interface TransferHost {
 }
 
 export class HumanTransfer {
-  #inFlight = false;
-  #hangUpPending = false;
-
   constructor(
     private readonly telephony: CallTelephony | undefined,
     private readonly numbers: Partial<Record<AgentName, string>>,
@@ -33,13 +29,6 @@ export class HumanTransfer {
     return this.telephony ? this.numbers[agent] : undefined;
   }
 
-  /** True when a hang-up has to wait for the REFER under way, which then settles it. */
-  deferHangUp(): boolean {
-    if (!this.#inFlight) return false;
-    this.#hangUpPending = true;
-    return true;
-  }
-
   async run(host: TransferHost, from: AgentName, transfer: TransferRecord | null): Promise<void> {
     const number = this.numberFor(from);
     const reason = transfer?.reason;
@@ -47,24 +36,14 @@ export class HumanTransfer {
       if (!number || !this.telephony) throw new Error('no transfer number');
       await host.speak(LINES.transferring(from, transfer?.cause ?? 'requested'));
       if (!host.isLive()) return; // hung up meanwhile
-      this.#inFlight = true;
+      host.send({ type: 'transfer.referring' });
       await this.telephony.transferCaller(number);
       host.log.info({ from, reason }, 'caller transferred');
       if (host.isLive()) host.send({ type: 'transfer.succeeded' });
     } catch (error) {
       const detail = error instanceof Error ? error.message : String(error);
       host.log.warn({ from, error: detail }, 'transfer failed');
-      // A caller who left while the REFER was failing has hung up; nobody to apologise to.
-      if (host.isLive()) {
-        host.send(
-          this.#hangUpPending
-            ? { type: 'caller.hungUp' }
-            : { type: 'transfer.failed', error: detail },
-        );
-      }
-    } finally {
-      this.#inFlight = false;
-      this.#hangUpPending = false;
+      if (host.isLive()) host.send({ type: 'transfer.failed', error: detail });
     }
   }
 }

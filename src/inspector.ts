@@ -8,6 +8,7 @@
  * Calls stay listed (the last 200) after their process exits, until this server stops.
  */
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { startInspectorServer } from './inspection/server.js';
 
@@ -15,7 +16,27 @@ export { startInspectorServer } from './inspection/server.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-async function main(): Promise<void> {
+const USAGE = `Usage: npm run inspector
+  Serves the call inspector at http://INSPECT_HOST:INSPECT_PORT (127.0.0.1:4747 by default).
+  Calls connect to it with: npm run console -- --inspect, or npm run dev.
+  INSPECT_PII=1 shows phone numbers and caller text (set it for the calls too).`;
+
+/** A bad flag: printed as one line with the usage, exit code 2 (as the console does). */
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<void> {
+  let help: boolean | undefined;
+  try {
+    ({
+      values: { help },
+    } = parseArgs({ args: argv, options: { help: { type: 'boolean', short: 'h' } } }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (help) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   const { inspect } = loadConfig();
   const server = await startInspectorServer({
     port: inspect.port,
@@ -40,9 +61,10 @@ async function main(): Promise<void> {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  main().catch((error: unknown) => {
+  main(process.argv.slice(2)).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     process.stderr.write(`inspector: ${message}\n`);
-    process.exit(error instanceof ConfigError ? 2 : 1);
+    if (error instanceof UsageError) process.stderr.write(`${USAGE}\n`);
+    process.exit(error instanceof ConfigError || error instanceof UsageError ? 2 : 1);
   });
 }

@@ -174,11 +174,11 @@ export const TOOL_TEXT = {
   endReason: 'Why the call is ending, in a few words.',
 } as const;
 
-/** What an agent helps with, in refusal lines: "bills, charges, ..." or "finding the right team". */
+/** What an agent helps with, in refusal lines: "billing" or "finding the right team". */
 export function helpOf(flow: Flow, agent: AgentName): string {
   return agent === 'reception'
     ? flow.reception.handles
-    : (departmentOf(flow, agent)?.handles ?? agent);
+    : (departmentOf(flow, agent)?.spoken ?? agent);
 }
 
 export type RefusalCodeText = 'handoff-cap' | 'same-department' | 'no-human' | 'not-available';

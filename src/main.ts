@@ -19,6 +19,7 @@ import { freeTcpPort } from './freePort.js';
 import { workerNameFor } from './roomHandover.js';
 import { callLoadOptions } from './workerLoad.js';
 import { prewarm, runCallJob } from './worker.js';
+import { endChildrenAtExit, exitOnSecondStopSignal } from './workerExit.js';
 
 export default defineAgent({ prewarm, entry: runCallJob });
 
@@ -48,6 +49,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     const config = loadConfig();
     if (WORKER_COMMANDS.has(process.argv[2] ?? '')) {
       requireWorkerCredentials(config);
+      // The SDK's inference and job processes must not outlive the worker (see workerExit.ts).
+      endChildrenAtExit();
+      exitOnSecondStopSignal();
       // The SDK retries an unreachable server silently: say once what is wrong, and go on.
       void probeLiveKit(config.livekit.url!).then((problem) => {
         if (problem) process.stderr.write(`worker: ${problem}\n`);

@@ -91,6 +91,8 @@ export const CallContextSchema = z
         from: agent,
         reason: text,
         cause: z.enum(['requested', 'model-unavailable', 'speech-unavailable']),
+        referring: z.boolean().optional(),
+        callerLeft: z.boolean().optional(),
         error: text.optional(),
       })
       .strict()

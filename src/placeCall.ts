@@ -3,19 +3,21 @@
  * the number in the job metadata; the worker dials it through the outbound trunk and runs the
  * same call machine once the callee answers.
  */
+import { isEntryPoint } from './entry.js';
 import { randomBytes } from 'node:crypto';
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { ConfigError, e164Problem, loadConfig, requireVariables } from './config.js';
 import { describeLiveKitFailure } from './livekitErrors.js';
 import { encodeDialRequest } from './telephony.js';
 
-async function main(argv: string[]): Promise<number> {
+/** `npm run call -- NUMBER`; `env` instead of `.env` and the process's. */
+export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
   const [number, ...rest] = argv;
   const usage = 'usage: npm run call -- +<country code><number>, e.g. +919876543210';
   if (!number || rest.length > 0) throw new ConfigError(usage);
   const problem = e164Problem(number);
   if (problem) throw new ConfigError(`${problem}; ${usage}`);
-  const config = loadConfig();
+  const config = loadConfig(env);
   requireVariables(
     [
       ['LIVEKIT_URL', config.livekit.url],
@@ -42,10 +44,12 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    process.stderr.write(`call: ${(error as Error).message}\n`);
-    process.exit(error instanceof ConfigError ? 2 : 1);
-  },
-);
+if (isEntryPoint(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`call: ${(error as Error).message}\n`);
+      process.exit(error instanceof ConfigError ? 2 : 1);
+    },
+  );
+}

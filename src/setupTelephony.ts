@@ -2,6 +2,7 @@
  * `npm run setup:telephony [-- --dry-run] [-- --force]`: create or update, by name, the LiveKit
  * SIP trunks and dispatch rule for Vobiz. Safe to run again: it creates nothing new.
  */
+import { isEntryPoint } from './entry.js';
 import { parseArgs } from 'node:util';
 import { SipClient } from 'livekit-server-sdk';
 import { ConfigError, type Config, loadConfig, requireVariables } from './config.js';
@@ -36,7 +37,8 @@ const USAGE = `Usage: npm run setup:telephony [-- --dry-run] [-- --force]
 
 class UsageError extends Error {}
 
-async function main(argv: string[]): Promise<number> {
+/** `npm run setup:telephony`; `env` instead of `.env` and the process's. */
+export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -54,7 +56,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const config = loadConfig();
+  const config = loadConfig(env);
   // Name every missing setting at once, LiveKit's and Vobiz's, not one group per run.
   const livekit: [string, string | undefined][] = values['dry-run']
     ? []
@@ -98,16 +100,18 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`setup:telephony: ${error.message}\n${USAGE}\n`);
-      process.exit(2);
-    }
-    const message =
-      error instanceof ConfigError ? error.message : `setup failed: ${(error as Error).message}`;
-    process.stderr.write(`setup:telephony: ${message}\n`);
-    process.exit(error instanceof ConfigError ? 2 : 1);
-  },
-);
+if (isEntryPoint(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      if (error instanceof UsageError) {
+        process.stderr.write(`setup:telephony: ${error.message}\n${USAGE}\n`);
+        process.exit(2);
+      }
+      const message =
+        error instanceof ConfigError ? error.message : `setup failed: ${(error as Error).message}`;
+      process.stderr.write(`setup:telephony: ${message}\n`);
+      process.exit(error instanceof ConfigError ? 2 : 1);
+    },
+  );
+}

@@ -156,12 +156,10 @@ export function buildTools(
   }
   if (offered('end'))
     tools.push(
-      controlTool(
-        TOOL_NAMES.endCall,
-        TOOL_TEXT.endCall,
-        endParameters,
-        ({ reason }) => ({ type: 'end.requested', reason: reason?.trim() || 'caller is done' }),
-      ),
+      controlTool(TOOL_NAMES.endCall, TOOL_TEXT.endCall, endParameters, ({ reason }) => ({
+        type: 'end.requested',
+        reason: reason?.trim() || 'caller is done',
+      })),
     );
   return new llm.ToolContext(tools);
 }
@@ -171,7 +169,7 @@ function settle(
   control: CallControl,
   self: AgentName,
   flow: Flow,
-): string | undefined {
+): RefusalOutput | undefined {
   if (decision.accepted) return undefined;
   switch (decision.code) {
     // The turn's first change already won, the call is over, or the machine moved on from this
@@ -200,21 +198,22 @@ export function refusalLine(decision: Refusal, self: AgentName, flow: Flow): str
   }
 }
 
-/**
- * The tool output for a refusal, as JSON the model reads: what happened (`refused`) and the
- * line to say (`tell_caller`).
- */
+/** The tool output for a refusal, which the model reads as JSON. */
+export interface RefusalOutput {
+  /** What happened. */
+  refused: string;
+  /** The line to say to the caller, when there is one. */
+  tell_caller?: string;
+}
+
 export function refusalMessage(
   decision: Refusal,
   control: Pick<CallControl, 'maxHandoffs'>,
   self: AgentName,
   flow: Flow = DEFAULT_FLOW,
-): string {
+): RefusalOutput {
   const line = refusalLine(decision, self, flow);
-  if (!line) return JSON.stringify({ refused: 'Request refused. Keep helping the caller.' });
+  if (!line) return { refused: 'Request refused. Keep helping the caller.' };
   const code = decision.code as Parameters<typeof refusalReason>[0];
-  return JSON.stringify({
-    refused: refusalReason(code, self, control.maxHandoffs),
-    tell_caller: line,
-  });
+  return { refused: refusalReason(code, self, control.maxHandoffs), tell_caller: line };
 }

@@ -2,6 +2,7 @@
  * One live call, in its job process: connect, wait for the caller, run the machine-driven
  * session until the call ends, then shut the job down.
  */
+import { businessTools } from './business/index.js';
 import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
@@ -19,7 +20,7 @@ import {
 import type { Logger } from 'pino';
 import { CallBridge, type CallObserver } from './bridge.js';
 import { type Config, loadConfig, requireVariables } from './config.js';
-import { createCallInspection } from './inspection/inspect.js';
+import { createCallInspection, observing } from './inspection/inspect.js';
 import { onShutdownRequest } from './jobShutdown.js';
 import { createLogger } from './logging.js';
 import {
@@ -164,10 +165,11 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
   const bridge = new CallBridge({
     session,
     flow: config.flow,
+    extraTools: businessTools,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,
-    observer: logObserver(logger),
+    observer: observing(logObserver(logger), inspection),
     reply: config.reply,
     wire,
     bridgeLine: config.handoff.bridgeLine,

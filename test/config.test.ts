@@ -33,6 +33,21 @@ describe('config', () => {
     expect(() => loadConfig({ MAX_HANDOFFS: 'many' })).toThrow(ConfigError);
     expect(() => loadConfig({ MAX_HANDOFFS: 'many' })).toThrow(/^Invalid MAX_HANDOFFS: .*\.env/);
     expect(() => loadConfig({ MODEL_MODE: 'both' })).toThrow(/^Invalid MODEL_MODE/);
+    expect(() => loadConfig({ MAX_HANDOFFS: 'many' })).toThrow(
+      'Invalid MAX_HANDOFFS: "many" is not a whole number. Fix it in .env (see .env.example).',
+    );
+  });
+
+  it('reads on/off settings, and refuses what is neither rather than reading it as off', () => {
+    for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) {
+      expect(loadConfig({ INSPECT_PII: on }).inspect.pii, on).toBe(true);
+    }
+    for (const off of ['', '0', 'false', 'no', 'off']) {
+      expect(loadConfig({ LOG_PII: off }).logPii, off).toBe(false);
+    }
+    expect(() => loadConfig({ INSPECT_PII: 'maybe' })).toThrow(
+      'Invalid INSPECT_PII: use 1 (on) or 0 (off). Fix it in .env (see .env.example).',
+    );
   });
 
   it('reads the fault settings, and names a bad one in one line', () => {

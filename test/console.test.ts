@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { ROOT, runConsole } from './consoleProcess.js';
 import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes.js';
@@ -48,6 +48,25 @@ describe('console --script --json', () => {
     const events = parseLines(run.stdout); // throws if any stdout line is not JSON
     expect(events[0]).toEqual({ type: 'start', model: 'offline keyword model (not an LLM)' });
     expectBillingThenSupport(events);
+  });
+
+  it('runs in process: importing it starts nothing, main(argv, env) runs the call', async () => {
+    const written: string[] = [];
+    const write = vi
+      .spyOn(process.stdout, 'write')
+      .mockImplementation((chunk: string | Uint8Array) => {
+        written.push(String(chunk));
+        return true;
+      });
+    try {
+      const { main } = await import('../src/console.js');
+      expect(written).toEqual([]); // the import ran no call
+      const code = await main(['--script', SCRIPT, '--json'], { LOG_LEVEL: 'error' });
+      expect(code).toBe(0);
+    } finally {
+      write.mockRestore();
+    }
+    expectBillingThenSupport(parseLines(written.join('')));
   });
 
   describe('with the OpenAI plugin', () => {
@@ -120,7 +139,7 @@ describe('console --script --json', () => {
       .filter((e) => e.type === 'say' && e.agent === 'billing')
       .map((e) => e.text);
     expect(billing).toContain(
-      "I can't connect you to a person right now, but I can help with billing and payments myself.",
+      "I can't connect you to a person right now, but I can help with billing myself.",
     );
     expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
   });

@@ -837,10 +837,17 @@ describe('saved payloads (versioned fixtures in test/fixtures)', () => {
   it('refuses a malformed payload before it reaches the machine, naming what is wrong', () => {
     const text = fixture(`payload.v${PAYLOAD_VERSION}.machine${CALL_MACHINE_VERSION}.json`);
     const broken = JSON.parse(text) as HandoffPayload;
-    (broken.snapshot.context.handoffs[0] as { to: string }).to = 'marketing';
+    (broken.snapshot.context.handoffs[0] as { to: string }).to = 'Marketing Team';
     expect(decodePayload(JSON.stringify(broken))).toMatchObject({
       ok: false,
       reason: expect.stringMatching(/^malformed payload at snapshot\.context\.handoffs\.0\.to/),
+      caller: { number: '+919812345678' },
+    });
+    // Well formed, but a department this worker's flow does not have.
+    (broken.snapshot.context.handoffs[0] as { to: string }).to = 'marketing';
+    expect(decodePayload(JSON.stringify(broken))).toMatchObject({
+      ok: false,
+      reason: 'agent marketing is not in this flow',
       caller: { number: '+919812345678' },
     });
     const truncated = JSON.parse(text) as Record<string, unknown>;

@@ -5,6 +5,7 @@
  *   and tool calls) so the real `@livekit/agents-plugin-openai` LLM can be pointed at it.
  * Everything else (AgentSession, machine, tools, bridge) is the production code.
  */
+import type { Flow } from '../machines/flow.js';
 import { once } from 'node:events';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -103,6 +104,8 @@ export function recordingObserver(events: ObservedEvent[], onEvent = () => {}): 
 }
 
 export interface TestCallOptions {
+  /** The call flow; default: reception, billing, support, sales. */
+  flow?: Flow;
   script?: Record<string, ScriptEntry>;
   /** Use this model instead of the scripted one (e.g. the real OpenAI plugin). */
   llm?: llm.LLM;
@@ -137,6 +140,7 @@ export async function startTestCall(options: TestCallOptions = {}) {
   const recorder = recordingObserver(events, () => waiters.forEach((check) => check()));
   const bridge = new CallBridge({
     session,
+    ...(options.flow ? { flow: options.flow } : {}),
     companyName: 'Acme',
     maxHandoffs: options.maxHandoffs ?? 4,
     observer: mergeObservers(recorder, options.observer),

@@ -25,6 +25,8 @@ import { InspectionSocket } from '../src/inspection/socket.js';
 const NUMBER = '+919876543210';
 const MASKED = '+91********10';
 const SUMMARY = 'Caller said: I was charged twice for my subscription';
+const CALLER_LINE = 'I was charged twice, call me back on 98765 43210';
+const AGENT_LINE = 'I see two charges of 499 rupees on your account';
 
 /** A viewer stand-in: resolves with every message of the first connection once it closes. */
 async function captureServer(port = 0) {
@@ -57,6 +59,8 @@ async function inspectCall(mode: InspectMode, pii: boolean): Promise<string> {
     reason: 'double charge',
     summary: SUMMARY,
   });
+  inspection.transcript!.caller!(CALLER_LINE);
+  inspection.transcript!.say!('billing', AGENT_LINE);
   const secretive = createMachine({
     id: 'secretive',
     context: { apiKey: 'sk-live-SECRET', note: `call ${NUMBER}` },
@@ -78,10 +82,24 @@ describe('what leaves the call process', () => {
     expect(sent).toContain(MASKED);
     expect(sent).toContain('double charge'); // reasons stay readable
     expect(sent).toContain('"summary":"[redacted]"');
+    // The transcript goes with the call (its root actor), each line redacted.
+    const lines = sent
+      .split('\n')
+      .map((line) => JSON.parse(line) as { type: string; sessionId: string; line?: unknown })
+      .filter((m) => m.type === '@call.transcript');
+    expect(lines.map((m) => m.line)).toEqual([
+      { speaker: 'caller', text: '[redacted]' },
+      { speaker: 'billing', text: '[redacted]' },
+    ]);
+    expect(new Set(lines.map((m) => m.sessionId))).toEqual(
+      new Set([(JSON.parse(sent.split('\n')[0]!) as { sessionId: string }).sessionId]),
+    );
     for (const secret of [
       NUMBER,
       'Asha Rao',
       SUMMARY,
+      CALLER_LINE,
+      AGENT_LINE,
       'sk-live-SECRET',
       'tok-SECRET',
       'P-SECRET',
@@ -99,6 +117,8 @@ describe('what leaves the call process', () => {
     const sent = await inspectCall('local', true);
     expect(sent).toContain(NUMBER);
     expect(sent).toContain(SUMMARY);
+    expect(sent).toContain(CALLER_LINE);
+    expect(sent).toContain(AGENT_LINE);
     for (const secret of ['sk-live-SECRET', 'tok-SECRET', 'P-SECRET']) {
       expect(sent).not.toContain(secret);
     }
@@ -109,6 +129,8 @@ describe('what leaves the call process', () => {
     expect(sent).toContain(MASKED);
     expect(sent).not.toContain(NUMBER);
     expect(sent).not.toContain(SUMMARY);
+    expect(sent).not.toContain(CALLER_LINE);
+    expect(sent).not.toContain(AGENT_LINE);
   });
 
   it('never keeps a process alive, even without dispose, when nothing listens', async () => {
@@ -274,6 +296,26 @@ describe('the call store', () => {
     expect(call).toMatchObject({ status: 'done', connected: false, states: ['ended'] });
   });
 
+  it('keeps the transcript in order, beside the log', () => {
+    const store = new CallStore();
+    const line = (speaker: string, text: string, createdAt: string) => ({
+      type: '@call.transcript' as const,
+      sessionId: 'a.x:0',
+      createdAt,
+      id: null,
+      line: { speaker, text },
+    });
+    store.ingest(source, line('reception', 'Hello', '1'));
+    store.ingest(source, snapshot({ reception: 'intent' }, {}));
+    store.ingest(source, line('caller', '[redacted]', '2'));
+    const [call] = store.list();
+    expect(call!.transcript.map((l) => [l.speaker, l.text, l.at])).toEqual([
+      ['reception', 'Hello', 1],
+      ['caller', '[redacted]', 2],
+    ]);
+    expect(call!.log).toEqual([]);
+  });
+
   it('keeps at most maxCalls calls, forgetting the oldest ended first', () => {
     const store = new CallStore({ maxCalls: 2 });
     for (const [i, id] of ['a', 'b', 'c'].entries()) {
@@ -372,5 +414,29 @@ describe('inspection configuration', () => {
       pii: true,
     });
     expect(() => loadConfig({ INSPECT: 'on' })).toThrow(/^Invalid INSPECT:/);
+  });
+});
+
+describe('npm run inspector', () => {
+  const run = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      execFile(
+        process.execPath,
+        ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'inspector.ts'), ...args],
+        { timeout: 30_000 },
+        (error, stdout, stderr) =>
+          resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+      );
+    });
+
+  it('prints its usage for --help, and refuses a bad flag with the usage and exit 2', async () => {
+    const help = await run(['--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: npm run inspector\n/);
+    const bad = await run(['--port', '5']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toBe("inspector: Unknown option '--port'");
+    expect(bad.stderr).toContain('Usage: npm run inspector');
+    expect(bad.stdout).toBe('');
   });
 });

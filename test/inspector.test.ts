@@ -142,8 +142,13 @@ describe('inspector viewer in a browser', () => {
         .textContent(),
     ).resolves.toContain('handoff.requested');
 
+    // The transcript beside the event log, live: the greeting is there before the caller speaks.
+    const transcript = page.locator('[data-testid="transcript"]');
+    await transcript.locator('li[data-speaker="reception"]').first().waitFor();
     call.child.stdin!.write(`${billingLine}\n`);
     await expectActive('billing');
+    await transcript.locator('li[data-speaker="caller"]').first().waitFor();
+    await transcript.locator('li[data-speaker="billing"]').first().waitFor();
     // The move just made is highlighted: its row, and the state it came from.
     await page
       .locator('[data-testid="transitions"] li[data-last="true"][data-to="billing"]')
@@ -176,10 +181,24 @@ describe('inspector viewer in a browser', () => {
       /call ended.*reason: caller said goodbye/,
     );
 
+    // Every line in order, each redacted by default (the context's rule): nobody's words shown.
+    const speakers = await transcript
+      .locator('li')
+      .evaluateAll((items) => items.map((i) => i.getAttribute('data-speaker')));
+    expect(speakers.filter((s) => s === 'caller')).toHaveLength(3);
+    expect(speakers.filter((s, i) => s !== speakers[i - 1])).toEqual(
+      expect.arrayContaining(['reception', 'caller', 'billing', 'support']),
+    );
+    expect(speakers.indexOf('billing')).toBeLessThan(speakers.indexOf('support'));
+    await expect(transcript.locator('[data-field="text"]').allTextContents()).resolves.toEqual(
+      speakers.map(() => '[redacted]'),
+    );
+
     const html = await page.content();
     expect(html).toContain(MASKED);
     expect(html).not.toContain('9876543210');
     expect(html).not.toContain('charged twice for my subscription this month".'); // summary
+    expect(html).not.toContain(byeLine); // the caller's words
     expect(pageErrors).toEqual([]);
     // Saved for every run; UPDATE_SCREENSHOT=1 refreshes the README's copy in docs/.
     const shot = process.env.UPDATE_SCREENSHOT

@@ -87,7 +87,7 @@ describe('the offline model', () => {
     const before = c.said('billing').length;
     await c.say('I also want to upgrade my plan');
     expect(c.said('billing').slice(before)).toEqual([
-      "I can't transfer you again, but I can help with billing and payments myself.",
+      "I can't transfer you again, but I can help with billing myself.",
     ]);
     c.bridge.callerHungUp();
     await c.bridge.done;

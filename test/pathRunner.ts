@@ -20,10 +20,12 @@ import {
 } from '../machines/callMachine.js';
 import { SipClient } from 'livekit-server-sdk';
 import { CallBridge } from '../src/bridge.js';
+import type { RestorePoint } from '../src/handover.js';
 import { callSessionOptions } from '../src/models/index.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
 import { LiveKitTelephony } from '../src/telephony.js';
 import { agentOf } from '../src/models/offlineBrain.js';
+import { DEFAULT_FLOW, type Flow } from '../machines/flow.js';
 import { type ModelReply, type ModelRequest, ScriptedLLM } from '../src/models/scriptedLlm.js';
 import {
   type HeldCall,
@@ -85,8 +87,9 @@ function toolCallFor(event: CallEvent): { name: string; args: Record<string, unk
 
 export class PathRun {
   readonly model: ScriptedLLM;
-  readonly session: voice.AgentSession;
-  readonly bridge: CallBridge;
+  /** The call's session and bridge; a restart (`call.resumed`) replaces both. */
+  session: voice.AgentSession;
+  bridge: CallBridge;
   readonly activations: AgentName[] = [];
   readonly #replies = new Map<string, ModelReply>();
   readonly #waiters = new Set<{ ready: () => boolean; resolve: () => void }>();
@@ -98,17 +101,31 @@ export class PathRun {
   /** LiveKit's server API stand-in: transfers go over Twirp to it and wait for the path. */
   #api: LiveKitApiStandIn | undefined;
   #heldTransfer: HeldCall | undefined;
+  /** Legs whose worker "stopped": closed with the run. */
+  readonly #stopped: voice.AgentSession[] = [];
 
-  constructor(input: Required<CallInput>) {
+  readonly #flow: Flow;
+  readonly #input: Required<CallInput>;
+
+  constructor(input: Required<CallInput>, flow: Flow = DEFAULT_FLOW) {
+    this.#flow = flow;
+    this.#input = input;
     this.model = new ScriptedLLM((request) => this.#answer(request));
-    this.session = new voice.AgentSession({
+    [this.session, this.bridge] = this.#leg();
+  }
+
+  /** A session and bridge as a worker builds them; `restore` as after a restart. */
+  #leg(restore?: RestorePoint): [voice.AgentSession, CallBridge] {
+    const input = this.#input;
+    const session = new voice.AgentSession({
       llm: this.model,
       ...callSessionOptions({
         reply: { deadlines: DEFAULT_REPLY_DEADLINES, policy: input.replyPolicy },
       }),
     });
-    this.bridge = new CallBridge({
-      session: this.session,
+    const bridge = new CallBridge({
+      session,
+      flow: this.#flow,
       companyName: 'Acme',
       maxHandoffs: input.maxHandoffs,
       reply: { policy: input.replyPolicy },
@@ -124,6 +141,7 @@ export class PathRun {
       humanNumbers: Object.fromEntries(
         input.humanTransfers.map((agent, i) => [agent, `+1555010${i}`]),
       ),
+      ...(restore ? { restore } : {}),
       observer: {
         agent: (agent) => {
           if (this.#ended) this.#lateActivations.push(agent);
@@ -136,6 +154,24 @@ export class PathRun {
         },
       },
     });
+    return [session, bridge];
+  }
+
+  /**
+   * The worker stops and the call is restored from its snapshot in a new one, as the room's
+   * snapshot restores it after a crash: the old leg does nothing more.
+   */
+  async #restart(): Promise<void> {
+    const snapshot = this.bridge.actor.getPersistedSnapshot();
+    this.bridge.actor.stop();
+    this.#stopped.push(this.session);
+    [this.session, this.bridge] = this.#leg({
+      snapshot,
+      handoff: null,
+      history: [],
+      resumed: true,
+    });
+    await this.bridge.start();
   }
 
   async #answer(request: ModelRequest): Promise<ModelReply> {
@@ -147,7 +183,7 @@ export class PathRun {
     }
     const reason = /^Reason to acknowledge: (.*)$/m.exec(request.instructions);
     if (request.instructions.includes('Opening:') && reason) {
-      return { text: `${agentOf(request)} here, about ${reason[1]}.` };
+      return { text: `${agentOf(request, this.#flow)} here, about ${reason[1]}.` };
     }
     const last = request.messages.at(-1);
     if (last?.role === 'tool_result') return { text: `Sorry: ${last.output}` };
@@ -229,6 +265,14 @@ export class PathRun {
         this.#openGreeting();
         await waitFor(this.bridge.actor, (s) => callStateOf(s) !== 'greeting');
         break;
+      case 'transfer.referring':
+        // The bridge sends the SIP REFER (the stand-in holds it) and tells the machine.
+        await this.#heldTransfer!.arrived;
+        await waitFor(this.bridge.actor, (s) => s.context.transfer?.referring === true);
+        break;
+      case 'call.resumed':
+        await this.#restart();
+        break;
       case 'transfer.succeeded':
       case 'transfer.failed': {
         // The SIP REFER the bridge sent is answered now, as the path says.
@@ -244,8 +288,11 @@ export class PathRun {
       }
       case 'caller.hungUp':
         // What a disconnect produces: the room event (the worker's hang-up), then RoomIO
-        // closing the session; a REFER under way fails, as the caller is gone.
-        this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
+        // closing the session. A REFER under way settles it when the path says (the machine
+        // waits for it); one not yet sent fails, as the caller is gone.
+        if (callStateOf(expected) !== 'transferring') {
+          this.#heldTransfer?.answer(sipFailure(487, 'Request Terminated'));
+        }
         this.bridge.callerHungUp();
         this.session.shutdown({ drain: false, reason: voice.CloseReason.PARTICIPANT_DISCONNECTED });
         break;
@@ -322,7 +369,7 @@ export class PathRun {
   #openingRequest(agent: AgentName, from: number): ModelRequest | undefined {
     return this.model.requests
       .slice(from)
-      .find((r) => r.instructions.includes('Opening:') && agentOf(r) === agent);
+      .find((r) => r.instructions.includes('Opening:') && agentOf(r, this.#flow) === agent);
   }
 
   #check(
@@ -386,6 +433,7 @@ export class PathRun {
       this.bridge.callerHungUp();
     }
     if (this.#started) await this.bridge.done;
+    await Promise.all(this.#stopped.map((session) => session.close()));
     await this.#api?.close();
   }
 }

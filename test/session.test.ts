@@ -6,7 +6,7 @@
 import { llm, voice } from '@livekit/agents';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { DEPARTMENTS } from '../machines/callMachine.js';
+import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { CallBridge } from '../src/bridge.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import {
@@ -42,7 +42,7 @@ describe('greeting and intent', () => {
     await c.bridge.done;
   });
 
-  it.each(DEPARTMENTS)(
+  it.each(departmentsOf(DEFAULT_FLOW))(
     'hands the caller from reception to %s, which speaks next',
     async (department) => {
       const c = await startTestCall({

@@ -73,7 +73,7 @@ describeWithSpeech('turn-taking in a voice call', () => {
       .flatMap((m) => m.requests)
       .filter((r) => r.messages.some((m) => m.role === 'user' && m.text === ONE_MORE));
     expect(carrying.length).toBeGreaterThan(0);
-    expect(carrying.map(agentOf)).toEqual(carrying.map(() => 'billing'));
+    expect(carrying.map((r) => agentOf(r))).toEqual(carrying.map(() => 'billing'));
   }, 40_000);
 
   // Skipped for now: since 15:20 UTC on 2026-12-03 it fails on this machine even alone (the answer

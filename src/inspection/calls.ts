@@ -1,11 +1,12 @@
 /**
  * The viewer's memory: one entry per inspected root actor (a call), live or ended, built from the
  * (already redacted) inspection messages. Ended calls stay until `maxCalls` newer ones push them
- * out. Each call keeps its diagram, current state, context and an event log with the handoffs
- * (reason, summary), refusals (code) and the end reason read from the machine's context.
+ * out. Each call keeps its diagram, current state, context, an event log with the handoffs
+ * (reason, summary), refusals (code) and the end reason read from the machine's context, and its
+ * transcript (the lines its process sends beside the machine's messages).
  */
 import { type Diagram, diagramOf } from './diagram.js';
-import type { InspectionMessage } from './redact.js';
+import type { InspectionMessage, TranscriptLine } from './redact.js';
 
 export interface LogEntry {
   seq: number;
@@ -40,6 +41,14 @@ export interface CallView {
   context: unknown;
   diagram: Diagram | null;
   log: LogEntry[];
+  /** What was said, in order (redacted unless the viewer and the sender both allow PII). */
+  transcript: TranscriptEntry[];
+}
+
+export interface TranscriptEntry extends TranscriptLine {
+  seq: number;
+  /** Epoch milliseconds. */
+  at: number;
 }
 
 interface CallRecord extends CallView {
@@ -110,6 +119,9 @@ export class CallStore {
       this.#log(call, at, 'event', type, fieldsOf(payload, Object.keys(payload)));
     } else if (message.type === '@xstate.snapshot' && message.snapshot) {
       this.#applySnapshot(call, at, message);
+    } else if (message.type === '@call.transcript' && message.line) {
+      call.transcript.push({ seq: ++call.seq, at, ...message.line });
+      if (call.transcript.length > this.#maxLog) call.transcript.shift();
     }
     this.#onChange(view(call));
   }
@@ -143,6 +155,7 @@ export class CallStore {
       context: null,
       diagram: null,
       log: [],
+      transcript: [],
       sourceId: source.id,
       seq: 0,
     };

@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { type StatelyInspectionEvent, createInspector } from '@statelyai/inspect';
 import type { InspectionEvent, MachineContext } from 'xstate';
+import type { CallObserver } from '../bridge.js';
 import { type InspectionMessage, redactEvent, redactMessage, redactValue } from './redact.js';
 import { InspectionSocket } from './socket.js';
 
@@ -38,6 +39,8 @@ export interface CallInspectionOptions {
 export interface CallInspection {
   /** Pass to the CallBridge's `inspect` option; absent when inspection is off. */
   inspect?: (event: InspectionEvent) => void;
+  /** Sends the call's transcript to the viewer; absent when inspection is off (see observing). */
+  transcript?: Pick<CallObserver, 'say' | 'caller'>;
   /** The page to open to watch the calls; absent when inspection is off. */
   viewerUrl?: string;
   /** Deliver what is queued (briefly, if connected) and stop. */
@@ -83,19 +86,58 @@ export function createCallInspection(options: CallInspectionOptions): CallInspec
   });
   inspector.start();
 
+  // The transcript joins the call's root actor, whose id the first inspection event carries.
+  let callId: string | undefined;
+  const sendLine = (speaker: string, text: string) => {
+    if (callId === undefined) return;
+    const line = redactMessage(
+      {
+        type: '@call.transcript',
+        sessionId: callId,
+        createdAt: String(Date.now()),
+        id: null,
+        line: { speaker, text },
+      },
+      redaction,
+    );
+    if (line) socket.send(line as unknown as StatelyInspectionEvent);
+  };
+
   return {
     inspect: (event) => {
+      callId ??= `${tag}.${event.rootId}`;
       try {
         inspector.inspect.next?.(event);
       } catch {
         // Inspection must never break a call.
       }
     },
+    transcript: {
+      say: (agent, text) => sendLine(agent, text),
+      caller: (text) => sendLine('caller', text),
+    },
     viewerUrl: `http://${base}/${options.mode === 'stately' ? 'stately' : ''}`,
     dispose: async () => {
       // createInspector converts each event on a 0 ms timer: let the ones queued so far run.
       await new Promise((resolve) => setTimeout(resolve, 0));
       await socket.close();
+    },
+  };
+}
+
+/** `observer`, also sending what is said to the viewer when the call is inspected. */
+export function observing(observer: CallObserver, inspection: CallInspection): CallObserver {
+  const transcript = inspection.transcript;
+  if (!transcript) return observer;
+  return {
+    ...observer,
+    say: (agent, text) => {
+      observer.say?.(agent, text);
+      transcript.say?.(agent, text);
+    },
+    caller: (text) => {
+      observer.caller?.(text);
+      transcript.caller?.(text);
     },
   };
 }

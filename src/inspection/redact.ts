@@ -6,7 +6,9 @@
  *   `xstate.init` event's `input` is dropped, and the machine definition is reduced to its shape
  *   (states, transitions, guard and action names), without the static context or action params.
  * - Unless `pii` is set: phone numbers are masked wherever they appear (maskPhoneNumber), and what
- *   the caller said (summaries, transcripts, the caller's display name) becomes "[redacted]".
+ *   the caller said (summaries, transcripts, the caller's display name) becomes "[redacted]"; so
+ *   does every line of the call's transcript (`@call.transcript`), the agents' too, since they
+ *   repeat what they heard.
  *   Handoff reasons and end reasons stay readable: they are why the call went where it did.
  */
 import { maskPhoneNumber } from '../logging.js';
@@ -143,7 +145,8 @@ export function outlineDefinition(definition: string | undefined): string | unde
 
 /** A message from an inspector (Stately's format), as this project sends and keeps it. */
 export interface InspectionMessage {
-  type: '@xstate.actor' | '@xstate.event' | '@xstate.snapshot';
+  /** `@call.transcript` is this project's own: a line of the call's transcript. */
+  type: '@xstate.actor' | '@xstate.event' | '@xstate.snapshot' | '@call.transcript';
   sessionId: string;
   rootId?: string;
   parentId?: string;
@@ -157,6 +160,13 @@ export interface InspectionMessage {
   /** @xstate.event and @xstate.snapshot: the event (for a snapshot, the one that caused it). */
   event?: { type: string } & Record<string, Json>;
   snapshot?: InspectedSnapshot;
+  /** @call.transcript: who spoke (`caller` or an agent) and what was said. */
+  line?: TranscriptLine;
+}
+
+export interface TranscriptLine {
+  speaker: string;
+  text: string;
 }
 
 export interface InspectedSnapshot {
@@ -167,7 +177,20 @@ export interface InspectedSnapshot {
   error?: string;
 }
 
-const MESSAGE_TYPES = new Set(['@xstate.actor', '@xstate.event', '@xstate.snapshot']);
+const MESSAGE_TYPES = new Set([
+  '@xstate.actor',
+  '@xstate.event',
+  '@xstate.snapshot',
+  '@call.transcript',
+]);
+
+/** A transcript line: what was said is caller text (the agents repeat what they heard). */
+function redactLine(line: unknown, options: RedactionOptions): TranscriptLine | undefined {
+  const l = (line ?? {}) as Record<string, unknown>;
+  if (typeof l.speaker !== 'string' || typeof l.text !== 'string') return undefined;
+  const { text } = redactValue({ text: l.text }, options) as { text: string };
+  return { speaker: l.speaker.replace(/[^\w-]/g, '').slice(0, 20), text };
+}
 
 function redactSnapshot(snapshot: unknown, options: RedactionOptions): InspectedSnapshot {
   const s = (snapshot ?? {}) as Record<string, unknown>;
@@ -196,6 +219,8 @@ export function redactMessage(raw: unknown, options: RedactionOptions): Inspecti
     typeof m[key] === 'string' ? { [key]: m[key] } : {};
   const event = m.event as ({ type?: unknown } & Record<string, unknown>) | undefined;
   const definition = typeof m.definition === 'string' ? outlineDefinition(m.definition) : undefined;
+  const line = m.type === '@call.transcript' ? redactLine(m.line, options) : undefined;
+  if (m.type === '@call.transcript' && !line) return null;
   return {
     type: m.type as InspectionMessage['type'],
     sessionId: m.sessionId,
@@ -211,5 +236,6 @@ export function redactMessage(raw: unknown, options: RedactionOptions): Inspecti
       ? { event: redactEvent(event as { type: string } & Record<string, unknown>, options) }
       : {}),
     ...(m.snapshot !== undefined ? { snapshot: redactSnapshot(m.snapshot, options) } : {}),
+    ...(line ? { line } : {}),
   };
 }

@@ -157,6 +157,8 @@ export async function startInspectorServer(
           const shown = redactMessage(raw, { pii: options.pii });
           if (!shown) return;
           store.ingest(source, shown);
+          // Stately's inspector knows XState's messages only; the transcript is this viewer's.
+          if (shown.type === '@call.transcript') return;
           const forStately = options.pii ? redactMessage(raw, { pii: false })! : shown;
           relayed.push(forStately);
           if (relayed.length > MAX_RELAYED) relayed.shift();

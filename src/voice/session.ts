@@ -50,8 +50,9 @@ export async function createVoicePipeline(options: {
   const ttsFor = createVoices(speechConfig);
   if (!endOfTurnNoticeLogged) {
     endOfTurnNoticeLogged = true;
-    // LiveKit's end-of-turn model is downloaded at run time, which cannot happen offline.
-    logger.warn('end-of-turn model unavailable offline; turns end on VAD silence');
+    // LiveKit's end-of-turn model ships with the SDK but runs in the worker's shared inference
+    // process (agents 1.9), which a console does not start.
+    logger.warn('end-of-turn model runs only in a worker; turns end on VAD silence');
   }
   return {
     ttsFor,

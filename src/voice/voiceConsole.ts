@@ -65,7 +65,7 @@ export async function runVoiceCall(options: VoiceConsoleOptions): Promise<void> 
 
   if (!options.emit) {
     options.out('Voice: caller lines are spoken by flite and heard through the production STT.');
-    options.out("  Turns end on VAD silence: LiveKit's end-of-turn model is unavailable offline.");
+    options.out("  Turns end on VAD silence: LiveKit's end-of-turn model runs only in a worker.");
   }
   const call = await VoiceCall.create({
     config: options.config,

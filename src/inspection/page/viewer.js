@@ -6,6 +6,7 @@
  * Stable hooks for tests and tools: li[data-call-id][data-status][data-connected] in the call
  * list, [data-testid="active-state"], g[data-state][data-active="true"] in the diagram,
  * ol[data-testid="event-log"] > li[data-kind] with [data-field] details, pre[data-testid="context"],
+ * ol[data-testid="transcript"] > li[data-speaker] (caller or an agent) with [data-field="text"],
  * ul[data-testid="transitions"] > li[data-from][data-to] (data-last="true" on the last one taken).
  */
 const $ = (selector) => document.querySelector(`[data-testid="${selector}"]`);
@@ -104,11 +105,33 @@ function renderList(sorted) {
   $('no-calls').hidden = sorted.length > 0;
 }
 
+/** Replace a list's items; it keeps following the newest unless the user scrolled up to read. */
+function replaceFollowing(list, items) {
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 4;
+  list.replaceChildren(...items);
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderTranscript(call) {
+  replaceFollowing(
+    $('transcript'),
+    (call.transcript || []).map((line) => {
+      const item = el('li', { 'data-speaker': line.speaker, 'data-seq': line.seq });
+      item.title = time(line.at);
+      item.append(
+        el('span', { class: 'speaker' }, line.speaker),
+        ' ',
+        el('span', { 'data-field': 'text' }, line.text),
+      );
+      return item;
+    }),
+  );
+}
+
 function renderLog(call) {
-  const log = $('event-log');
-  const atBottom = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-  log.replaceChildren(
-    ...call.log.map((entry) => {
+  replaceFollowing(
+    $('event-log'),
+    call.log.map((entry) => {
       const item = el('li', { 'data-kind': entry.kind, 'data-seq': entry.seq });
       item.append(
         el('time', {}, time(entry.at)),
@@ -123,8 +146,6 @@ function renderLog(call) {
       return item;
     }),
   );
-  // Follow the newest entries unless the user scrolled up to read.
-  if (atBottom) log.scrollTop = log.scrollHeight;
 }
 
 /** Remember the last change of leaf state of each call: the transition to highlight. */
@@ -186,9 +207,10 @@ function drawDiagram(call) {
       try {
         const { svg } = await mermaid.render(`diagram-${++renders}`, diagram.text);
         target.innerHTML = svg;
-        // Mermaid ids look like "diagram-3-state-s4-12": map s4 back to its state path.
+        // Mermaid 11 names a simple state's group "state-s4-12" and a composite state's "s4"
+        // (the id given in the diagram's text): map s4 back to its state path.
         for (const node of target.querySelectorAll('g[id]')) {
-          const match = /-state-(s\d+)-\d+$/.exec(node.id);
+          const match = /^(?:state-)?(s\d+)(?:-\d+)?$/.exec(node.id);
           if (match && diagram.states[match[1]]) {
             node.setAttribute('data-state', diagram.states[match[1]]);
           }
@@ -219,6 +241,7 @@ function render() {
   $('call-status').textContent = statusOf(call);
   $('call-status').className = `badge ${statusOf(call)}`;
   $('context').textContent = JSON.stringify(call.context, null, 2);
+  renderTranscript(call);
   renderLog(call);
   renderTransitions(call);
   drawDiagram(call);
