@@ -56,6 +56,12 @@ import {
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
 import { type CallObserver, CallReporter } from './callReporter.js';
+import {
+  type HandoffOpening,
+  openSpecialist,
+  prewarmIntros,
+  skipsBridgeLine,
+} from './fastHandoff.js';
 import { HumanTransfer, type TransferHost } from './humanTransfer.js';
 import { type KeypadMap, keypadEvent } from './keypad.js';
 import {
@@ -64,7 +70,6 @@ import {
   fixedLineInstructions,
   handoffBrief,
   instructionsFor,
-  openingInstructions,
 } from './lines.js';
 import type { WireObserver } from './models/openaiWire.js';
 import {
@@ -123,6 +128,8 @@ export interface CallBridgeOptions {
   wire?: WireObserver;
   /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** The specialist's first words after a handoff (src/fastHandoff.ts; default `model`). */
+  opening?: HandoffOpening;
   /** How long recognition may be down before a transfer or a goodbye (SPEECH_OUTAGE_MS). */
   speechOutageMs?: number;
 }
@@ -186,6 +193,9 @@ export class CallBridge implements CallControl {
   #replyDecision: ReplyDecision | null = null;
   /** Lines reported to observers as they were spoken, before their reply message completes. */
   readonly #saidAhead: string[] = [];
+  /** Each agent's tools, built once per call; `isRetired` reads the agent's latest instance. */
+  readonly #tools = new Map<AgentName, llm.ToolContext>();
+  readonly #latest = new Map<AgentName, CallAgent>();
   /** Reports the speech providers' health to the machine; keeps the outage clock. */
   readonly #speechHealth: SpeechHealthMonitor;
 
@@ -216,6 +226,10 @@ export class CallBridge implements CallControl {
       options.speechOutageMs ?? DEFAULT_SPEECH_OUTAGE_MS,
     );
     this.#speechHealth.watchSession(this.#session);
+    // HANDOFF_OPENING=brief: each agent's first words are synthesised before any handoff.
+    if (options.ttsFor && this.#opening() === 'brief') {
+      prewarmIntros(agentsOf(this.#flow), options.ttsFor);
+    }
 
     const machine = machineFor(this.#flow).provide({
       actions: {
@@ -453,9 +467,7 @@ export class CallBridge implements CallControl {
     const tts = this.#options.ttsFor?.(name);
     const model = this.#options.llmFor?.(name);
     this.#speechHealth.watchVoice(tts);
-    // The tools read the agent they belong to once it exists.
-    const ref: { agent?: CallAgent } = {};
-    ref.agent = new CallAgent({
+    const agent = new CallAgent({
       name,
       instructions: instructionsFor(
         this.#flow,
@@ -463,14 +475,7 @@ export class CallBridge implements CallControl {
         this.#options.companyName,
         brief ? handoffBrief(brief, context?.caller ?? null) : undefined,
       ),
-      tools: buildTools(this, name, {
-        flow: this.#flow,
-        extra: this.#options.extraTools?.(name) ?? [],
-        humanTransfer: this.humanNumberFor(name) !== undefined,
-        // Only what this agent's state accepts: no tool the machine would refuse outright.
-        offers: this.#offersFor(name),
-        isRetired: () => !this.#floor.holds(ref.agent),
-      }),
+      tools: this.#toolsFor(name),
       ...(chatCtx ? { chatCtx } : {}),
       ...(tts ? { tts } : {}),
       ...(model ? { llm: model } : {}),
@@ -480,13 +485,30 @@ export class CallBridge implements CallControl {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
         this.#notify('agent', name);
-        if (brief) agent.session.generateReply({ instructions: openingInstructions(name, brief) });
+        if (brief) openSpecialist(agent.session, name, brief, this.#opening(), tts);
         else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
         this.#carryOver.deliverTo(agent.session);
       },
     });
-    return ref.agent;
+    this.#latest.set(name, agent);
+    return agent;
+  }
+
+  #toolsFor(name: AgentName): llm.ToolContext {
+    let tools = this.#tools.get(name);
+    if (!tools) {
+      tools = buildTools(this, name, {
+        flow: this.#flow,
+        extra: this.#options.extraTools?.(name) ?? [],
+        humanTransfer: this.humanNumberFor(name) !== undefined,
+        // Only what this agent's state accepts: no tool the machine would refuse outright.
+        offers: this.#offersFor(name),
+        isRetired: () => !this.#floor.holds(this.#latest.get(name)),
+      });
+      this.#tools.set(name, tools);
+    }
+    return tools;
   }
 
   #activate(name: AgentName, context: CallContext): void {
@@ -498,7 +520,8 @@ export class CallBridge implements CallControl {
     try {
       const agent = this.#buildAgent(name, context);
       // The old agent says at once what the pause is for; the session plays it before the switch.
-      if (bridgeLine && this.#options.bridgeLine !== false && this.#requested) {
+      const skip = skipsBridgeLine(this.#opening());
+      if (bridgeLine && !skip && this.#options.bridgeLine !== false && this.#requested) {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
@@ -659,6 +682,11 @@ export class CallBridge implements CallControl {
     if (this.#actorStarted) return;
     this.#actorStarted = true;
     this.actor.start();
+  }
+
+  /** A realtime model has no TTS to say a sentence with: its first words are its reply. */
+  #opening(): HandoffOpening {
+    return this.#options.speech === 'generate' ? 'model' : (this.#options.opening ?? 'model');
   }
 
   #offersFor(agent: AgentName): ControlRequest[] {

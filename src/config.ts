@@ -12,6 +12,7 @@ import {
   type ReplyPolicy,
 } from '../machines/callMachine.js';
 import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
+import type { HandoffOpening } from './fastHandoff.js';
 import { type KeypadMap, keypadFor, parseKeypadMap } from './keypad.js';
 import { DEFAULT_FLOW, type Flow, transferSetting, voiceSetting } from '../machines/flow.js';
 import {
@@ -165,6 +166,7 @@ const EnvSchema = z.object({
       .optional(),
   ),
   HANDOFF_BRIDGE_LINE: onOff,
+  HANDOFF_OPENING: optionalString.pipe(z.enum(['model', 'brief']).optional()),
   SNAPSHOT_KEY: optionalString.pipe(z.string().min(16, 'use at least 16 characters').optional()),
   HEALTH_PORT: optionalString.pipe(z.coerce.number().int().min(0).max(65535).optional()),
   OPENAI_FALLBACK_MODEL: optionalString,
@@ -268,6 +270,13 @@ export interface Config {
     joinTimeoutMs: number;
     /** The old agent says "One moment, I'm connecting you…" the moment a handoff is accepted. */
     bridgeLine: boolean;
+    /**
+     * The specialist's first words (HANDOFF_OPENING). `model`: its first model reply, after the
+     * old agent's bridge line. `brief`: a sentence in its own voice built from the decision's
+     * reason, spoken the moment it is active, while its first model reply is requested (see
+     * src/fastHandoff.ts and BENCHMARKS.md).
+     */
+    opening: HandoffOpening;
   };
 }
 
@@ -419,6 +428,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv, flow: Flow = DEFAULT_FLOW): 
       mode: e.HANDOFF_MODE ?? 'in-process',
       joinTimeoutMs: e.HANDOFF_JOIN_TIMEOUT_MS ?? 10_000,
       bridgeLine: e.HANDOFF_BRIDGE_LINE !== 'off',
+      opening: e.HANDOFF_OPENING ?? 'model',
     },
   };
 }

@@ -248,6 +248,7 @@ async function runCall(options: ConsoleOptions, config: Config): Promise<number>
     createModel,
     reply: config.reply,
     bridgeLine: config.handoff.bridgeLine,
+    opening: config.handoff.opening,
     companyName: config.companyName,
     maxHandoffs: config.maxHandoffs,
     logger,

@@ -38,6 +38,8 @@ export interface ConsoleCallOptions {
   reply: Config['reply'];
   /** Speak a bridge line the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
+  /** The specialist's first words after a handoff (HANDOFF_OPENING). */
+  opening?: Config['handoff']['opening'];
   /** How long recognition may be down before a transfer or a goodbye (voice calls). */
   speechOutageMs?: number;
   companyName: string;
@@ -198,6 +200,7 @@ export class ConsoleCall {
       reply: this.#options.reply,
       wire,
       ...(this.#options.bridgeLine === false ? { bridgeLine: false } : {}),
+      ...(this.#options.opening ? { opening: this.#options.opening } : {}),
       ...(this.#options.speechOutageMs ? { speechOutageMs: this.#options.speechOutageMs } : {}),
       ...(this.#options.inspect ? { inspect: this.#options.inspect } : {}),
       ...(restore ? { restore } : {}),

@@ -187,6 +187,7 @@ export async function runCallJob(ctx: JobContext): Promise<void> {
     reply: config.reply,
     wire,
     bridgeLine: config.handoff.bridgeLine,
+    opening: config.handoff.opening,
     speechOutageMs: config.speech.outageMs,
     speech: config.models.mode === 'realtime' ? 'generate' : 'say',
     ...(ttsFor ? { ttsFor } : {}),

@@ -16,6 +16,7 @@ import type { HandoverTransport, RestorePoint, SnapshotStore } from '../src/hand
 import type { KeypadMap } from '../src/keypad.js';
 import type { CallTelephony } from '../src/telephony.js';
 import type { AnyFunctionTool } from '../src/tools.js';
+import type { HandoffOpening } from '../src/fastHandoff.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import type { Config } from '../src/config.js';
 import { DEFAULT_REPLY_POLICY } from '../machines/callMachine.js';
@@ -123,6 +124,7 @@ export interface TestCallOptions {
   reply?: Partial<Config['reply']>;
   wire?: WireObserver;
   bridgeLine?: boolean;
+  opening?: HandoffOpening;
 }
 
 /** A room-less, text-only call with the production bridge, greeted and ready for the caller. */
@@ -145,6 +147,7 @@ export async function startTestCall(options: TestCallOptions = {}) {
     reply,
     ...(options.wire ? { wire: options.wire } : {}),
     ...(options.bridgeLine !== undefined ? { bridgeLine: options.bridgeLine } : {}),
+    ...(options.opening ? { opening: options.opening } : {}),
     ...(options.extraTools ? { extraTools: options.extraTools } : {}),
     ...(options.speech ? { speech: options.speech } : {}),
     ...(options.telephony ? { telephony: options.telephony } : {}),

@@ -4,6 +4,7 @@
  * the very same tools an LLM would, so the machine, tools and bridge run for real offline.
  */
 import type { AgentName, Department } from '../../machines/callMachine.js';
+import { CONTINUATION_PREFIX } from '../fastHandoff.js';
 import { DEFAULT_FLOW, type Flow, departmentOf, spokenList } from '../../machines/flow.js';
 import { OPENING_PREFIX } from '../lines.js';
 import { TOOL_NAMES } from '../tools.js';
@@ -125,6 +126,9 @@ function answer(request: ModelRequest, flow: Flow, HELP: (agent: AgentName) => s
       text: `Hi, this is the ${self} team. I understand you're calling about ${reason}. ${HELP(self)}`,
     };
   }
+
+  // What a specialist says after its opening sentence (HANDOFF_OPENING=brief).
+  if (request.instructions.includes(CONTINUATION_PREFIX)) return { text: HELP(self) };
 
   const last = request.messages.at(-1);
   if (last?.role === 'tool_result') {

@@ -164,6 +164,7 @@ export class VoiceCall {
       ...(realtime ? { llmFor: realtime, speech: 'generate' as const } : {}),
       reply: options.config.reply,
       bridgeLine: options.config.handoff.bridgeLine,
+      opening: options.config.handoff.opening,
       speechOutageMs: options.config.speech.outageMs,
       companyName: options.config.companyName,
       maxHandoffs: options.config.maxHandoffs,
