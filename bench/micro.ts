@@ -19,9 +19,9 @@ import {
   type Department,
   callMachine,
 } from '../machines/callMachine.js';
-import { CallBridge } from '../src/bridge.js';
+import { CallBridge } from '../src/call/bridge.js';
 import { DEFAULT_FLOW } from '../machines/flow.js';
-import { LINES } from '../src/lines.js';
+import { LINES } from '../src/call/lines.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';

@@ -12,8 +12,8 @@ import { llm, type tts, voice } from '@livekit/agents';
 import { z } from 'zod';
 import type { AgentName, Department } from '../machines/callMachine.js';
 import { DEFAULT_FLOW } from '../machines/flow.js';
-import { LINES } from '../src/lines.js';
-import type { AnyFunctionTool } from '../src/tools.js';
+import { LINES } from '../src/call/lines.js';
+import type { AnyFunctionTool } from '../src/call/tools.js';
 
 export type NativeHandoff = 'returns' | 'no-returns';
 

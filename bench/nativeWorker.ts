@@ -7,7 +7,7 @@
  *
  * Two deviations, both so the comparison measures latency and nothing else: the same settings
  * (src/config.ts) and models as the project's worker, and the same load report (calls, not host
- * CPU; see src/workerLoad.ts), so a busy host does not stop either from being offered the call.
+ * CPU; see src/livekit/workerLoad.ts), so a busy host does not stop either from being offered the call.
  *
  *   npm run build && node dist/bench/nativeWorker.js start
  */
@@ -27,8 +27,8 @@ import { z } from 'zod';
 import type { Department } from '../machines/callMachine.js';
 import { loadConfig, requireWorkerCredentials } from '../src/config.js';
 import { createOpenAISTT, createVoices } from '../src/models/index.js';
-import type { AnyFunctionTool } from '../src/tools.js';
-import { callLoadOptions } from '../src/workerLoad.js';
+import type { AnyFunctionTool } from '../src/call/tools.js';
+import { callLoadOptions } from '../src/livekit/workerLoad.js';
 
 const config = loadConfig();
 const voices = createVoices(config);

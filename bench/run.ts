@@ -201,8 +201,8 @@ async function launches(): Promise<{ project: number[]; native: number[]; tsx: n
     for (let i = 0; i < settings.launches; i++) {
       progress(`launch ${i + 1}/${settings.launches}`);
       const args = ['--script', script, '--json', '--model', 'offline'];
-      out.project.push((await run('node', ['dist/src/console.js', ...args], spoke)).ms);
-      out.tsx.push((await run('node', ['--import', TSX, 'src/console.ts', ...args], spoke)).ms);
+      out.project.push((await run('node', ['dist/src/cli/console.js', ...args], spoke)).ms);
+      out.tsx.push((await run('node', ['--import', TSX, 'src/cli/console.ts', ...args], spoke)).ms);
       out.native.push(
         (
           await run(
@@ -316,7 +316,7 @@ async function main(): Promise<void> {
       'median (min–max). Who is speaking is told by the voice the speech server synthesised, not by the code under test.',
     '',
     "- **project**: this project in process (machine, agents, tools, bridge), default settings: the old agent's bridge line, then the specialist's first model reply.",
-    "- **project (HANDOFF_OPENING=brief)**: no bridge line; the specialist says a sentence built from the decision's reason in its own voice the moment it is active, while its first model reply is requested (src/fastHandoff.ts).",
+    "- **project (HANDOFF_OPENING=brief)**: no bridge line; the specialist says a sentence built from the decision's reason in its own voice the moment it is active, while its first model reply is requested (src/call/fastHandoff.ts).",
     "- **native llm.handoff without / with returns**: the agents of bench/nativeAgents.ts (as bench/nativeWorker.ts, written the way LiveKit documents handoffs) in an AgentSession on the same audio input and output. With `returns` the old agent makes one more model call and says its filler (asked for the project's bridge line).",
     '',
     ...handoffSection(handoffResults),
@@ -344,7 +344,7 @@ async function main(): Promise<void> {
     '',
     '| | median (min–max) | vs node importing @livekit/agents |',
     '| --- | --- | --- |',
-    `| \`node dist/src/console.js\` (compiled, npm run build) | ${spread(launch.project, s)} | ${ratio(median(launch.project), median(launch.native))} |`,
+    `| \`node dist/src/cli/console.js\` (compiled, npm run build) | ${spread(launch.project, s)} | ${ratio(median(launch.project), median(launch.native))} |`,
     `| the same under tsx | ${spread(launch.tsx, s)} | ${ratio(median(launch.tsx), median(launch.native))} |`,
     `| \`node -e "import('@livekit/agents')"\` | ${spread(launch.native, s)} | 1.00× |`,
     '',

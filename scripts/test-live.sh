@@ -18,7 +18,7 @@ skip() {
   exit 0
 }
 
-missing=$(node --import tsx src/stack.ts --check) || skip "$missing"
+missing=$(node --import tsx src/cli/stack.ts --check) || skip "$missing"
 [ "$(id -u)" = "0" ] || skip "they need root for a private network namespace: sudo npm run test:live"
 
 # The worker runs as `npm start` runs it: compiled JavaScript.

@@ -11,15 +11,15 @@ import {
   DEFAULT_REPLY_POLICY,
   type ReplyPolicy,
 } from '../machines/callMachine.js';
-import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './replyGuard.js';
-import type { HandoffOpening } from './fastHandoff.js';
-import { type KeypadMap, keypadFor, parseKeypadMap } from './keypad.js';
+import { DEFAULT_REPLY_DEADLINES, type ReplyDeadlines } from './call/replyGuard.js';
+import type { HandoffOpening } from './call/fastHandoff.js';
+import { type KeypadMap, keypadFor, parseKeypadMap } from './call/keypad.js';
 import { DEFAULT_FLOW, type Flow, transferSetting, voiceSetting } from '../machines/flow.js';
 import {
   DEFAULT_SPEECH_GAP_TIMEOUT_MS,
   DEFAULT_SPEECH_OUTAGE_MS,
   DEFAULT_SPEECH_TIMEOUT_MS,
-} from './speechHealth.js';
+} from './call/speechHealth.js';
 
 /** Thrown for bad configuration; its message is one line that says what to do. */
 export class ConfigError extends Error {
@@ -274,7 +274,7 @@ export interface Config {
      * The specialist's first words (HANDOFF_OPENING). `model`: its first model reply, after the
      * old agent's bridge line. `brief`: a sentence in its own voice built from the decision's
      * reason, spoken the moment it is active, while its first model reply is requested (see
-     * src/fastHandoff.ts and BENCHMARKS.md).
+     * src/call/fastHandoff.ts and BENCHMARKS.md).
      */
     opening: HandoffOpening;
   };

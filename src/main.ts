@@ -15,14 +15,14 @@ import { AgentDispatchClient } from 'livekit-server-sdk';
 import type { Department } from '../machines/callMachine.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { ConfigError, loadConfig, requireWorkerCredentials } from './config.js';
-import { probeLiveKit } from './livekitErrors.js';
-import { freeTcpPort } from './freePort.js';
-import { redispatchLostCalls } from './jobWatch.js';
+import { probeLiveKit } from './livekit/livekitErrors.js';
+import { freeTcpPort } from './livekit/freePort.js';
+import { redispatchLostCalls } from './livekit/jobWatch.js';
 import { createLogger } from './logging.js';
-import { workerNameFor } from './roomHandover.js';
-import { callLoadOptions } from './workerLoad.js';
-import { prewarm, runCallJob } from './worker.js';
-import { endChildrenAtExit, exitOnSecondStopSignal } from './workerExit.js';
+import { workerNameFor } from './livekit/roomHandover.js';
+import { callLoadOptions } from './livekit/workerLoad.js';
+import { prewarm, runCallJob } from './livekit/worker.js';
+import { endChildrenAtExit, exitOnSecondStopSignal } from './livekit/workerExit.js';
 
 export default defineAgent({ prewarm, entry: runCallJob });
 

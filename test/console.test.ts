@@ -59,7 +59,7 @@ describe('console --script --json', () => {
         return true;
       });
     try {
-      const { main } = await import('../src/console.js');
+      const { main } = await import('../src/cli/console.js');
       expect(written).toEqual([]); // the import ran no call
       const code = await main(['--script', SCRIPT, '--json'], { LOG_LEVEL: 'error' });
       expect(code).toBe(0);
@@ -286,7 +286,7 @@ describe('console shutdown', () => {
     async (signal, code) => {
       const child = spawn(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), '--json'],
+        ['--import', 'tsx', join(ROOT, 'src', 'cli', 'console.ts'), '--json'],
         {
           cwd: ROOT,
           env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error' },

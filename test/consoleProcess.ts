@@ -21,7 +21,7 @@ export function runConsole(
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
+      ['--import', 'tsx', join(ROOT, 'src', 'cli', 'console.ts'), ...args],
       {
         cwd: ROOT,
         env: {

@@ -16,8 +16,8 @@ import {
   callMachine,
 } from '../machines/callMachine.js';
 import { sendAndDecide } from '../machines/decide.js';
-import type { CallAgent } from '../src/agents.js';
-import { ConsoleCall } from '../src/consoleCall.js';
+import type { CallAgent } from '../src/call/agents.js';
+import { ConsoleCall } from '../src/call/consoleCall.js';
 import {
   FIELD_LIMITS,
   MAX_PAYLOAD_BYTES,
@@ -25,23 +25,23 @@ import {
   decodePayload,
   encodePayload,
   type HandoffPayload,
-} from '../src/handoffPayload.js';
+} from '../src/call/handoffPayload.js';
 import {
   type HandoverTransport,
   JOIN_GRACE_MS,
   type RestorePoint,
   restoreFromPayload,
-} from '../src/handover.js';
-import { deriveSnapshotKey, snapshotSealer } from '../src/sealing.js';
+} from '../src/call/handover.js';
+import { deriveSnapshotKey, snapshotSealer } from '../src/call/sealing.js';
 import { loadConfig } from '../src/config.js';
 import { type Brain, ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
 import {
   LiveKitHandover,
   READY_ATTRIBUTE,
   RoomSnapshotStore,
   readRoomSnapshot,
-} from '../src/roomHandover.js';
+} from '../src/livekit/roomHandover.js';
 import {
   type LiveKitApiStandIn,
   type ObservedEvent,

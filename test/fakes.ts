@@ -11,18 +11,18 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { type llm, voice } from '@livekit/agents';
 import type { AgentName, CallerInfo } from '../machines/callMachine.js';
-import { CallBridge, type CallObserver } from '../src/bridge.js';
-import type { HandoverTransport, RestorePoint, SnapshotStore } from '../src/handover.js';
-import type { KeypadMap } from '../src/keypad.js';
-import type { CallTelephony } from '../src/telephony.js';
-import type { AnyFunctionTool } from '../src/tools.js';
-import type { HandoffOpening } from '../src/fastHandoff.js';
+import { CallBridge, type CallObserver } from '../src/call/bridge.js';
+import type { HandoverTransport, RestorePoint, SnapshotStore } from '../src/call/handover.js';
+import type { KeypadMap } from '../src/call/keypad.js';
+import type { CallTelephony } from '../src/livekit/telephony.js';
+import type { AnyFunctionTool } from '../src/call/tools.js';
+import type { HandoffOpening } from '../src/call/fastHandoff.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import type { Config } from '../src/config.js';
 import { DEFAULT_REPLY_POLICY } from '../machines/callMachine.js';
 import { callSessionOptions } from '../src/models/index.js';
 import type { WireObserver } from '../src/models/openaiWire.js';
-import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
 import {
   type Brain,
   type ModelMessage,

@@ -4,8 +4,8 @@
  * them, and its first model request asks it to continue after that sentence with the brief.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { CONTINUATION_PREFIX, briefOpeningLine } from '../src/fastHandoff.js';
-import { LINES } from '../src/lines.js';
+import { CONTINUATION_PREFIX, briefOpeningLine } from '../src/call/fastHandoff.js';
+import { LINES } from '../src/call/lines.js';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { call, startTestCall, trackUnhandledRejections } from './fakes.js';
 

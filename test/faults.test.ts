@@ -11,11 +11,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { AgentName } from '../machines/callMachine.js';
 import { loadConfig } from '../src/config.js';
-import { LINES } from '../src/lines.js';
+import { LINES } from '../src/call/lines.js';
 import { createOpenAILLM } from '../src/models/index.js';
 import { WireObserver } from '../src/models/openaiWire.js';
 import type { Brain } from '../src/models/scriptedLlm.js';
-import { promisesTransfer } from '../src/replyGuard.js';
+import { promisesTransfer } from '../src/call/replyGuard.js';
 import {
   type Fault,
   type OpenAICompatibleServer,

@@ -5,10 +5,10 @@
  */
 import { voice } from '@livekit/agents';
 import { expect, it } from 'vitest';
-import { CallBridge } from '../src/bridge.js';
+import { CallBridge } from '../src/call/bridge.js';
 import { callSessionOptions } from '../src/models/index.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
 import { DEFAULT_REPLY_POLICY } from '../machines/callMachine.js';
 import { type ObservedEvent, recordingObserver } from './fakes.js';
 

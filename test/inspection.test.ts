@@ -422,7 +422,7 @@ describe('npm run inspector', () => {
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'inspector.ts'), ...args],
+        ['--import', 'tsx', join(import.meta.dirname, '..', 'src', 'cli', 'inspector.ts'), ...args],
         { timeout: 30_000 },
         (error, stdout, stderr) =>
           resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),

@@ -30,7 +30,7 @@ interface Console {
 function startConsole(args: string[], env: Record<string, string>): Console {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'src', 'console.ts'), ...args],
+    ['--import', 'tsx', join(ROOT, 'src', 'cli', 'console.ts'), ...args],
     {
       cwd: ROOT,
       // Isolate from a developer's .env: empty values count as unset.

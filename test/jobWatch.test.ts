@@ -1,5 +1,5 @@
 /**
- * The worker's watch over its job processes (src/jobWatch.ts): a real child process reports
+ * The worker's watch over its job processes (src/livekit/jobWatch.ts): a real child process reports
  * its call over the worker's unix socket; killed before its call is over, it is a lost call;
  * one that said its call was over is not.
  */
@@ -8,14 +8,14 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type WatchedJob, watchJobProcesses } from '../src/jobWatch.js';
+import { type WatchedJob, watchJobProcesses } from '../src/livekit/jobWatch.js';
 
 const JOB: WatchedJob = { room: 'room-1', agentName: 'agent', metadata: '{"a":1}' };
 
 /** A job process: reports JOB to the socket at `path`, optionally says it is over, then waits. */
 function jobProcess(path: string, over: boolean) {
   const code = `
-    import { reportJobToWorker } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'jobWatch.ts'))};
+    import { reportJobToWorker } from ${JSON.stringify(join(import.meta.dirname, '..', 'src', 'livekit', 'jobWatch.ts'))};
     const watched = reportJobToWorker(${JSON.stringify(JOB)}, ${JSON.stringify(path)});
     await watched.reported;
     ${over ? 'watched.over();' : ''}

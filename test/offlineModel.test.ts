@@ -3,8 +3,8 @@
  * lines a first caller types must lead somewhere, never to a dead end.
  */
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_KEYPAD } from '../src/keypad.js';
-import { LINES } from '../src/lines.js';
+import { DEFAULT_KEYPAD } from '../src/call/keypad.js';
+import { LINES } from '../src/call/lines.js';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { startTestCall } from './fakes.js';

@@ -19,11 +19,11 @@ import {
   callStateOf,
 } from '../machines/callMachine.js';
 import { SipClient } from 'livekit-server-sdk';
-import { CallBridge } from '../src/bridge.js';
-import { type RestorePoint, restoreFromPayload } from '../src/handover.js';
+import { CallBridge } from '../src/call/bridge.js';
+import { type RestorePoint, restoreFromPayload } from '../src/call/handover.js';
 import { callSessionOptions } from '../src/models/index.js';
-import { DEFAULT_REPLY_DEADLINES } from '../src/replyGuard.js';
-import { LiveKitTelephony } from '../src/telephony.js';
+import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
+import { LiveKitTelephony } from '../src/livekit/telephony.js';
 import { agentOf } from '../src/models/offlineBrain.js';
 import { DEFAULT_FLOW, type Flow } from '../machines/flow.js';
 import { type ModelReply, type ModelRequest, ScriptedLLM } from '../src/models/scriptedLlm.js';

@@ -12,7 +12,7 @@ import {
   agentForState,
 } from '../machines/callMachine.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
-import { CallAgent } from '../src/agents.js';
+import { CallAgent } from '../src/call/agents.js';
 import { startTestCall } from './fakes.js';
 
 const CAP = 3;

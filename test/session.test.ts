@@ -7,7 +7,7 @@ import { llm, voice } from '@livekit/agents';
 import { afterAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
-import { CallBridge } from '../src/bridge.js';
+import { CallBridge } from '../src/call/bridge.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import {
   call,

@@ -5,7 +5,7 @@ import { AudioFrame } from '@livekit/rtc-node';
 import { describe } from 'vitest';
 import type { Config } from '../src/config.js';
 import { loadConfig } from '../src/config.js';
-import type { HandoffMode } from '../src/consoleCall.js';
+import type { HandoffMode } from '../src/call/consoleCall.js';
 import { createLogger } from '../src/logging.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { rms } from '../src/speech/endpointer.js';

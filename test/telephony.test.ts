@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { ParticipantKind } from '@livekit/rtc-node';
 import { SipClient } from 'livekit-server-sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CallBridge } from '../src/bridge.js';
+import { CallBridge } from '../src/call/bridge.js';
 import { createLogger } from '../src/logging.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { voice } from '@livekit/agents';
@@ -18,7 +18,7 @@ import {
   callerFromParticipant,
   dialOrAbandon,
   dialOut,
-} from '../src/telephony.js';
+} from '../src/livekit/telephony.js';
 import {
   type LiveKitApiStandIn,
   type TwirpOutcome,
@@ -50,7 +50,7 @@ function run(script: string, args: string[], env: Record<string, string>) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
-      ['--import', 'tsx', join(ROOT, 'src', script), ...args],
+      ['--import', 'tsx', join(ROOT, 'src', 'cli', script), ...args],
       {
         cwd: ROOT,
         env: { PATH: process.env.PATH ?? '', ...env },

@@ -6,7 +6,7 @@
  * machine's path and one clean `end`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LINES } from '../src/lines.js';
+import { LINES } from '../src/call/lines.js';
 import { handoffTo, call as toolCall } from './fakes.js';
 import { type VoiceTestCall, describeWithSpeech, startVoiceTestCall } from './speech.js';
 import {

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { ParticipantKind } from '@livekit/rtc-node';
 import { describe, expect, it } from 'vitest';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { callerFromParticipant } from '../src/telephony.js';
-import { prewarm } from '../src/worker.js';
+import { callerFromParticipant } from '../src/livekit/telephony.js';
+import { prewarm } from '../src/livekit/worker.js';
 import { call, startTestCall } from './fakes.js';
 
 const ROOT = join(import.meta.dirname, '..');

@@ -1,5 +1,5 @@
 /**
- * The worker leaves no processes behind (src/workerExit.ts). The worker runs for real (the SDK's
+ * The worker leaves no processes behind (src/livekit/workerExit.ts). The worker runs for real (the SDK's
  * CLI, its inference process and idle job processes) against a LiveKit address nothing listens
  * on, so it stays in its connect loop; no server is needed.
  */
@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { freeTcpPort } from '../src/freePort.js';
-import { descendantsOf } from '../src/workerExit.js';
+import { freeTcpPort } from '../src/livekit/freePort.js';
+import { descendantsOf } from '../src/livekit/workerExit.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const HAS_PROC = existsSync('/proc/self/stat');

@@ -3,7 +3,7 @@
  * reached exactly when the worker is full (the live hang-up test shows why host CPU is wrong).
  */
 import { describe, expect, it } from 'vitest';
-import { LIVEKIT_TARGET_LOAD, callLoad, callLoadOptions } from '../src/workerLoad.js';
+import { LIVEKIT_TARGET_LOAD, callLoad, callLoadOptions } from '../src/livekit/workerLoad.js';
 
 describe('worker load', () => {
   it('stays below LiveKit target until the worker holds its maximum of calls', () => {

@@ -3,7 +3,7 @@
  * control tools the machine allows. Add yours here (see "Make it yours" in the README).
  */
 import type { AgentName } from '../../machines/callMachine.js';
-import type { AnyFunctionTool } from '../tools.js';
+import type { AnyFunctionTool } from '../call/tools.js';
 import { lookupInvoiceTool } from './invoices.js';
 
 export function businessTools(agent: AgentName): AnyFunctionTool[] {

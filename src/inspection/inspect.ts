@@ -19,7 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { type StatelyInspectionEvent, createInspector } from '@statelyai/inspect';
 import type { InspectionEvent, MachineContext } from 'xstate';
-import type { CallObserver } from '../bridge.js';
+import type { CallObserver } from '../call/bridge.js';
 import { type InspectionMessage, redactEvent, redactMessage, redactValue } from './redact.js';
 import { InspectionSocket } from './socket.js';
 

@@ -11,7 +11,7 @@ import { createOfflineBrain } from './offlineBrain.js';
 import type { Flow } from '../../machines/flow.js';
 import { WireObserver } from './openaiWire.js';
 import { type Brain, ScriptedLLM } from './scriptedLlm.js';
-import { FIXED_LINE_PREFIX } from '../lines.js';
+import { FIXED_LINE_PREFIX } from '../call/lines.js';
 import { createSpeechToText, createSpeechVoices } from './speech.js';
 
 export const OFFLINE_MODEL_LABEL = 'offline keyword model (not an LLM)';

@@ -4,10 +4,10 @@
  * the very same tools an LLM would, so the machine, tools and bridge run for real offline.
  */
 import type { AgentName, Department } from '../../machines/callMachine.js';
-import { CONTINUATION_PREFIX } from '../fastHandoff.js';
+import { CONTINUATION_PREFIX } from '../call/fastHandoff.js';
 import { DEFAULT_FLOW, type Flow, departmentOf, spokenList } from '../../machines/flow.js';
-import { OPENING_PREFIX } from '../lines.js';
-import { TOOL_NAMES } from '../tools.js';
+import { OPENING_PREFIX } from '../call/lines.js';
+import { TOOL_NAMES } from '../call/tools.js';
 import type { Brain, ModelReply, ModelRequest } from './scriptedLlm.js';
 
 const COMMON_INTENTS = {

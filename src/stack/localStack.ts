@@ -1,6 +1,6 @@
 /**
  * A local LiveKit server (dev keys) and Redis, started as child processes and stopped together.
- * `npm run stack` (src/stack.ts) and the live tests (test/live/) both use it.
+ * `npm run stack` (src/cli/stack.ts) and the live tests (test/live/) both use it.
  *
  *   const stack = await startLocalStack({ serverBin, nodeIp, livekitPort, redisPort });
  *   stack.env        LIVEKIT_URL / LIVEKIT_API_KEY / LIVEKIT_API_SECRET for workers and tools

@@ -8,15 +8,15 @@ import { voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
 import { type AgentName, type CallerInfo, activeAgentOf } from '../../machines/callMachine.js';
-import type { CallEnd, CallObserver } from '../bridge.js';
+import type { CallEnd, CallObserver } from '../call/bridge.js';
 import type { Config } from '../config.js';
 import {
   ConsoleCall,
   type ConsoleCallOptions,
   type HandoffMode,
   isKeypress,
-} from '../consoleCall.js';
-import type { KeypadMap } from '../keypad.js';
+} from '../call/consoleCall.js';
+import type { KeypadMap } from '../call/keypad.js';
 import type { Brain } from '../models/scriptedLlm.js';
 import { synthesize } from '../speech/flite.js';
 import { type SpeechServer, startSpeechServer } from '../speech/server.js';

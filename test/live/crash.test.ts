@@ -1,7 +1,7 @@
 /**
  * Crash recovery on the live path: the job process of a call is killed (SIGKILL) in the middle
  * of the call. LiveKit's server does not offer the job again (it marks it failed: see
- * src/jobWatch.ts), so the worker notices its job process died and dispatches the room again;
+ * src/livekit/jobWatch.ts), so the worker notices its job process died and dispatches the room again;
  * the new job resumes from the room's sealed snapshot: the caller hears billing again (an
  * apology, not a second greeting) and the call goes on to a clean end.
  */

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe } from 'vitest';
 import { loadStackConfig } from '../../src/config.js';
-import { missingForLiveTests } from '../../src/stack.js';
+import { missingForLiveTests } from '../../src/cli/stack.js';
 
 export const WORKER_ENTRY = join(import.meta.dirname, '..', '..', 'dist', 'src', 'main.js');
 

@@ -42,7 +42,7 @@ describeLive('telephony against a real LiveKit server', () => {
     return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src', 'setupTelephony.ts')],
+        ['--import', 'tsx', join(ROOT, 'src', 'cli', 'setupTelephony.ts')],
         {
           cwd: ROOT,
           env: { PATH: process.env.PATH ?? '', ...rig.stack.env, ...VOBIZ },

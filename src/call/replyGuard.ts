@@ -22,9 +22,9 @@
 import type { llm } from '@livekit/agents';
 import { APIStatusError, APITimeoutError, FlushSentinel } from '@livekit/agents';
 import type { Logger } from 'pino';
-import type { AgentName, ReplyFailureKind } from '../machines/callMachine.js';
+import type { AgentName, ReplyFailureKind } from '../../machines/callMachine.js';
 import { LINES } from './lines.js';
-import type { WireObserver } from './models/openaiWire.js';
+import type { WireObserver } from '../models/openaiWire.js';
 
 export interface ReplyDeadlines {
   /** No words or tool call this long after a request starts: cancelled (default 3000). */

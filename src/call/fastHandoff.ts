@@ -15,7 +15,7 @@
  */
 import type { tts, voice } from '@livekit/agents';
 import type { AudioFrame } from '@livekit/rtc-node';
-import type { AgentName, HandoffRecord } from '../machines/callMachine.js';
+import type { AgentName, HandoffRecord } from '../../machines/callMachine.js';
 import { openingInstructions } from './lines.js';
 
 export type HandoffOpening = 'model' | 'brief';

@@ -3,7 +3,7 @@
  * `onEnter` that tells the bridge they are live. Which one talks is the machine's decision.
  */
 import { llm, type tts, voice } from '@livekit/agents';
-import type { AgentName } from '../machines/callMachine.js';
+import type { AgentName } from '../../machines/callMachine.js';
 import type { Floor } from './floor.js';
 import { FIXED_LINE_PREFIX } from './lines.js';
 import { type ReplyReporter, guardReply } from './replyGuard.js';

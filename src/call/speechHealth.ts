@@ -15,14 +15,14 @@
  */
 import { stt, tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
-import type { CallEvent, SpeechFailureReason, SpeechKind } from '../machines/callMachine.js';
+import type { CallEvent, SpeechFailureReason, SpeechKind } from '../../machines/callMachine.js';
 import {
   STT_ADAPTER_LABEL,
   TTS_ADAPTER_LABEL,
   VOICE_FAILED,
   WatchedSTT,
   speechProvidersOf,
-} from './models/speech.js';
+} from '../models/speech.js';
 
 /** A speech response with no headers this long has failed (SPEECH_TIMEOUT_MS). */
 export const DEFAULT_SPEECH_TIMEOUT_MS = 3000;

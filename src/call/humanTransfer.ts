@@ -4,9 +4,9 @@
  * What a caller leaving during the REFER means is the machine's to decide (`transferring`).
  */
 import type { Logger } from 'pino';
-import type { AgentName, CallEvent, TransferRecord } from '../machines/callMachine.js';
+import type { AgentName, CallEvent, TransferRecord } from '../../machines/callMachine.js';
 import { LINES } from './lines.js';
-import type { CallTelephony } from './telephony.js';
+import type { CallTelephony } from '../livekit/telephony.js';
 
 /** What the transfer needs from the bridge. */
 export interface TransferHost {

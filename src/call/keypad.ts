@@ -2,8 +2,8 @@
  * Keypad (DTMF) digits as machine events: the same events the model's tools send, so voice and
  * keypad share one code path, one set of guards and one set of refusals.
  */
-import type { CallEvent, Department } from '../machines/callMachine.js';
-import { DEFAULT_FLOW, type Flow, departmentsOf } from '../machines/flow.js';
+import type { CallEvent, Department } from '../../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow, departmentsOf } from '../../machines/flow.js';
 
 export type KeypadTarget = Department | 'human';
 export type KeypadMap = Readonly<Record<string, KeypadTarget>>;

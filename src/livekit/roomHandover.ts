@@ -5,12 +5,12 @@
  * - RoomSnapshotStore keeps the latest call snapshot in the room's metadata, so a worker that
  *   starts in a room that already has a call resumes it instead of greeting again.
  */
-import type { SnapshotSealer } from './sealing.js';
+import type { SnapshotSealer } from '../call/sealing.js';
 import type { EventEmitter } from 'node:events';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import type { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
-import type { AgentName } from '../machines/callMachine.js';
-import type { HandoverTransport, SnapshotStore } from './handover.js';
+import type { AgentName } from '../../machines/callMachine.js';
+import type { HandoverTransport, SnapshotStore } from '../call/handover.js';
 
 interface ParticipantLike {
   kind?: ParticipantKind | undefined;

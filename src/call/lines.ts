@@ -11,8 +11,8 @@ import type {
   HandoffRecord,
   ReplyFailureKind,
   TransferRecord,
-} from '../machines/callMachine.js';
-import { type Flow, departmentOf, spokenList } from '../machines/flow.js';
+} from '../../machines/callMachine.js';
+import { type Flow, departmentOf, spokenList } from '../../machines/flow.js';
 
 /** How an agent names a team in a sentence: "our billing team", "reception". */
 export function teamName(agent: AgentName): string {

@@ -2,13 +2,13 @@
  * One live call, in its job process: connect, wait for the caller, run the machine-driven
  * session until the call ends, then shut the job down.
  */
-import { businessTools } from './business/index.js';
+import { businessTools } from '../business/index.js';
 import { type JobContext, type JobProcess, type VAD, voice } from '@livekit/agents';
 import * as silero from '@livekit/agents-plugin-silero';
 import { RoomEvent } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient, SipClient } from 'livekit-server-sdk';
-import { agentsOf } from '../machines/flow.js';
-import { type RestorePoint, restoreFromPayload } from './handover.js';
+import { agentsOf } from '../../machines/flow.js';
+import { type RestorePoint, restoreFromPayload } from '../call/handover.js';
 import {
   LiveKitHandover,
   type RoomLike,
@@ -18,12 +18,12 @@ import {
   waitForCaller,
 } from './roomHandover.js';
 import type { Logger } from 'pino';
-import { CallBridge, type CallObserver } from './bridge.js';
-import { type Config, loadConfig, requireVariables } from './config.js';
-import { createCallInspection, observing } from './inspection/inspect.js';
+import { CallBridge, type CallObserver } from '../call/bridge.js';
+import { type Config, loadConfig, requireVariables } from '../config.js';
+import { createCallInspection, observing } from '../inspection/inspect.js';
 import { onShutdownRequest } from './jobShutdown.js';
 import { reportJobToWorker } from './jobWatch.js';
-import { createLogger } from './logging.js';
+import { createLogger } from '../logging.js';
 import {
   callSessionOptions,
   createOpenAILLM,
@@ -31,9 +31,9 @@ import {
   createRealtimeVoices,
   createVoices,
   REALTIME_SESSION_OPTIONS,
-} from './models/index.js';
-import { WireObserver } from './models/openaiWire.js';
-import { type SnapshotSealer, deriveSnapshotKey, snapshotSealer } from './sealing.js';
+} from '../models/index.js';
+import { WireObserver } from '../models/openaiWire.js';
+import { type SnapshotSealer, deriveSnapshotKey, snapshotSealer } from '../call/sealing.js';
 import {
   LiveKitTelephony,
   callerFromParticipant,

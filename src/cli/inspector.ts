@@ -9,10 +9,10 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from './config.js';
-import { startInspectorServer } from './inspection/server.js';
+import { ConfigError, loadConfig } from '../config.js';
+import { startInspectorServer } from '../inspection/server.js';
 
-export { startInspectorServer } from './inspection/server.js';
+export { startInspectorServer } from '../inspection/server.js';
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 

@@ -16,8 +16,8 @@ import {
   type CreateSipOutboundTrunkOptions,
   type SipClient,
 } from 'livekit-server-sdk';
-import type { Config } from './config.js';
-import { requireVariables } from './config.js';
+import type { Config } from '../config.js';
+import { requireVariables } from '../config.js';
 
 export interface TelephonyPlan {
   inbound: { name: string; numbers: string[]; allowedAddresses: string[] };

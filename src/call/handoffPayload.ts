@@ -18,9 +18,9 @@ import {
   type HandoffRecord,
   agentForState,
   callStateOf,
-} from '../machines/callMachine.js';
+} from '../../machines/callMachine.js';
 import { CallerSchema, HandoffSchema, PayloadSchema, describeIssue } from './payloadSchema.js';
-import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
+import { DEFAULT_FLOW, type Flow, agentsOf } from '../../machines/flow.js';
 
 /** Bump when the payload's own shape changes. */
 export const PAYLOAD_VERSION = 1;

@@ -10,8 +10,8 @@ import {
   type CallInput,
   type HandoffRecord,
   machineFor,
-} from '../machines/callMachine.js';
-import { DEFAULT_FLOW, type Flow } from '../machines/flow.js';
+} from '../../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow } from '../../machines/flow.js';
 import { type HistoryLine, decodePayload } from './handoffPayload.js';
 
 /**

@@ -4,18 +4,18 @@
  *
  *   npm run stack                  start (node IP: LIVEKIT_NODE_IP, else the first non-loopback IPv4)
  *   npm run stack -- --install     install the server (go install) and Redis (apt), a line per step
- *   tsx src/stack.ts --check       exit 1 with one line naming what the live tests lack
+ *   tsx src/cli/stack.ts --check       exit 1 with one line naming what the live tests lack
  */
 import { fileURLToPath } from 'node:url';
-import { ConfigError, loadStackConfig } from './config.js';
-import { missingSpeechEngines } from './speech/engines.js';
-import { STACK_INSTALL_COMMAND, installStack } from './stack/install.js';
+import { ConfigError, loadStackConfig } from '../config.js';
+import { missingSpeechEngines } from '../speech/engines.js';
+import { STACK_INSTALL_COMMAND, installStack } from '../stack/install.js';
 import {
   findRedisServer,
   findServerBin,
   firstNonLoopbackIpv4,
   startLocalStack,
-} from './stack/localStack.js';
+} from '../stack/localStack.js';
 
 /** One line naming what the live tests lack and how to install it, or null. */
 export async function missingForLiveTests(serverBin: string | undefined): Promise<string | null> {

@@ -39,10 +39,10 @@ import {
   type ReplyPolicy,
   callStateOf,
   machineFor,
-} from '../machines/callMachine.js';
-import { DEFAULT_FLOW, type Flow, agentsOf } from '../machines/flow.js';
-import { type CallActor, type Decision, sendAndDecide } from '../machines/decide.js';
-import { type ControlRequest, offersFor } from '../machines/offers.js';
+} from '../../machines/callMachine.js';
+import { DEFAULT_FLOW, type Flow, agentsOf } from '../../machines/flow.js';
+import { type CallActor, type Decision, sendAndDecide } from '../../machines/decide.js';
+import { type ControlRequest, offersFor } from '../../machines/offers.js';
 import { CallAgent } from './agents.js';
 import { Floor } from './floor.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
@@ -71,7 +71,7 @@ import {
   handoffBrief,
   instructionsFor,
 } from './lines.js';
-import type { WireObserver } from './models/openaiWire.js';
+import type { WireObserver } from '../models/openaiWire.js';
 import {
   DEFAULT_REPLY_DEADLINES,
   type ReplyDeadlines,
@@ -79,7 +79,7 @@ import {
   type ReplyReporter,
 } from './replyGuard.js';
 import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js';
-import type { CallTelephony } from './telephony.js';
+import type { CallTelephony } from '../livekit/telephony.js';
 import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
 
 export type { CallObserver } from './callReporter.js';
@@ -128,7 +128,7 @@ export interface CallBridgeOptions {
   wire?: WireObserver;
   /** Speak a bridge line in the old agent's voice the moment a handoff is accepted (default on). */
   bridgeLine?: boolean;
-  /** The specialist's first words after a handoff (src/fastHandoff.ts; default `model`). */
+  /** The specialist's first words after a handoff (src/call/fastHandoff.ts; default `model`). */
   opening?: HandoffOpening;
   /** How long recognition may be down before a transfer or a goodbye (SPEECH_OUTAGE_MS). */
   speechOutageMs?: number;

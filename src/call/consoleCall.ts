@@ -6,18 +6,18 @@
  * without a word, as a late worker's dispatch is, and the previous leg carries on in process.
  * Until a leg has joined its events are held back: the observer hears only the agent on the line.
  */
-import { businessTools } from './business/index.js';
+import { businessTools } from '../business/index.js';
 import { llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { InspectionEvent } from 'xstate';
-import type { AgentName, CallerInfo } from '../machines/callMachine.js';
+import type { AgentName, CallerInfo } from '../../machines/callMachine.js';
 import { type CallBridgeOptions, type CallEnd, CallBridge, type CallObserver } from './bridge.js';
 import { type RestorePoint, restoreFromPayload } from './handover.js';
-import type { Flow } from '../machines/flow.js';
+import type { Flow } from '../../machines/flow.js';
 import type { KeypadMap } from './keypad.js';
-import { callSessionOptions } from './models/index.js';
-import { WireObserver } from './models/openaiWire.js';
-import type { Config } from './config.js';
+import { callSessionOptions } from '../models/index.js';
+import { WireObserver } from '../models/openaiWire.js';
+import type { Config } from '../config.js';
 
 export type HandoffMode = 'in-process' | 'dispatch';
 

@@ -5,14 +5,14 @@
 import { isEntryPoint } from './entry.js';
 import { parseArgs } from 'node:util';
 import { SipClient } from 'livekit-server-sdk';
-import { ConfigError, type Config, loadConfig, requireVariables } from './config.js';
-import { describeLiveKitFailure } from './livekitErrors.js';
+import { ConfigError, type Config, loadConfig, requireVariables } from '../config.js';
+import { describeLiveKitFailure } from '../livekit/livekitErrors.js';
 import {
   type ProvisionResult,
   describeRequests,
   planFromConfig,
   provision,
-} from './provisioning.js';
+} from '../livekit/provisioning.js';
 
 function nextSteps(config: Config, result: ProvisionResult): string[] {
   const t = config.telephony;

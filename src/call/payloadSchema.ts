@@ -5,7 +5,7 @@
  * pass through; the call's own context is checked field by field.
  */
 import { z } from 'zod';
-import { REPLY_FAILURE_KINDS, SPEECH_FAILURE_REASONS } from '../machines/callMachine.js';
+import { REPLY_FAILURE_KINDS, SPEECH_FAILURE_REASONS } from '../../machines/callMachine.js';
 
 /** A well-formed agent name; decodePayload checks it belongs to the worker's flow. */
 const agent = z.string().regex(/^[a-z][a-z0-9]*$/);

@@ -4,7 +4,7 @@
  */
 import { ParticipantKind } from '@livekit/rtc-node';
 import type { SipClient } from 'livekit-server-sdk';
-import type { CallerInfo } from '../machines/callMachine.js';
+import type { CallerInfo } from '../../machines/callMachine.js';
 
 /** The subset of a LiveKit participant this module reads. */
 export interface ParticipantLike {

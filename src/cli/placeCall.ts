@@ -6,9 +6,9 @@
 import { isEntryPoint } from './entry.js';
 import { randomBytes } from 'node:crypto';
 import { AgentDispatchClient } from 'livekit-server-sdk';
-import { ConfigError, e164Problem, loadConfig, requireVariables } from './config.js';
-import { describeLiveKitFailure } from './livekitErrors.js';
-import { encodeDialRequest } from './telephony.js';
+import { ConfigError, e164Problem, loadConfig, requireVariables } from '../config.js';
+import { describeLiveKitFailure } from '../livekit/livekitErrors.js';
+import { encodeDialRequest } from '../livekit/telephony.js';
 
 /** `npm run call -- NUMBER`; `env` instead of `.env` and the process's. */
 export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {

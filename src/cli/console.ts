@@ -10,23 +10,23 @@ import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { llm } from '@livekit/agents';
-import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../machines/callMachine.js';
-import type { CallObserver } from './bridge.js';
-import { ConsoleCall, type HandoffMode } from './consoleCall.js';
-import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
-import { type Config, ConfigError, e164Problem, hasOpenAI, loadConfig } from './config.js';
+import { type CallContext, END_REASON_MODEL_UNAVAILABLE } from '../../machines/callMachine.js';
+import type { CallObserver } from '../call/bridge.js';
+import { ConsoleCall, type HandoffMode } from '../call/consoleCall.js';
+import { DEFAULT_FLOW, departmentsOf } from '../../machines/flow.js';
+import { type Config, ConfigError, e164Problem, hasOpenAI, loadConfig } from '../config.js';
 import { isEntryPoint } from './entry.js';
-import { createCallInspection, observing } from './inspection/inspect.js';
-import { createLogger, installAgentsLogger, maskPhoneNumber } from './logging.js';
+import { createCallInspection, observing } from '../inspection/inspect.js';
+import { createLogger, installAgentsLogger, maskPhoneNumber } from '../logging.js';
 import {
   OFFLINE_MODEL_LABEL,
   createOfflineLLM,
   createOpenAILLM,
   offlineRealtimeBrain,
-} from './models/index.js';
-import { createOfflineBrain } from './models/offlineBrain.js';
-import type { WireObserver } from './models/openaiWire.js';
-import { requireSpeechEngines, runVoiceCall } from './voice/voiceConsole.js';
+} from '../models/index.js';
+import { createOfflineBrain } from '../models/offlineBrain.js';
+import type { WireObserver } from '../models/openaiWire.js';
+import { requireSpeechEngines, runVoiceCall } from '../voice/voiceConsole.js';
 
 const KEYS = DEFAULT_FLOW.departments.map((d) => `${d.key} ${d.name}`).join(', ');
 

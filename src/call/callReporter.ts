@@ -11,7 +11,7 @@ import {
   type CallStateName,
   type RefusalRecord,
   callStateOf,
-} from '../machines/callMachine.js';
+} from '../../machines/callMachine.js';
 
 /** Everything a front end (console, worker, inspector) may want to show. */
 export interface CallObserver {

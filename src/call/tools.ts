@@ -9,10 +9,10 @@
  */
 import { llm } from '@livekit/agents';
 import { z } from 'zod';
-import type { AgentName, CallEvent, Department } from '../machines/callMachine.js';
-import type { Decision } from '../machines/decide.js';
-import { DEFAULT_FLOW, type Flow, departmentsOf } from '../machines/flow.js';
-import type { ControlRequest } from '../machines/offers.js';
+import type { AgentName, CallEvent, Department } from '../../machines/callMachine.js';
+import type { Decision } from '../../machines/decide.js';
+import { DEFAULT_FLOW, type Flow, departmentsOf } from '../../machines/flow.js';
+import type { ControlRequest } from '../../machines/offers.js';
 import { TOOL_TEXT, helpOf, refusalLine as lineFor, refusalReason } from './lines.js';
 
 /** What tools need from the call: send an event, get the machine's decision back. */
