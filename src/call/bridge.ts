@@ -242,8 +242,14 @@ export class CallBridge implements CallControl {
         },
         takeOverHere: (_, { agent }) =>
           this.#enqueue('take over', async () => {
-            await this.#speak(LINES.bridgeFailed(agent), false).waitForPlayout();
-            if (!this.#ended) this.#switchInProcess(agent, this.actor.getSnapshot().context, false);
+            try {
+              await this.#speak(LINES.bridgeFailed(agent), false).waitForPlayout();
+            } finally {
+              // The agent comes in even if the apology could not be played: never an empty line.
+              if (!this.#ended) {
+                this.#switchInProcess(agent, this.actor.getSnapshot().context, false);
+              }
+            }
           }),
         leaveCall: ({ context }) => void this.#leave(context),
         transferCall: ({ context }, { from }) =>
