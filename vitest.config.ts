@@ -10,5 +10,7 @@ export default defineConfig({
     pool: 'forks',
     // Audio tests: one line when the speech engines are missing, a failure in CI.
     globalSetup: ['test/speechSetup.ts'],
+    // The agents SDK logs through a silent logger (TEST_LOG_LEVEL shows it).
+    setupFiles: ['test/sdkLogger.ts'],
   },
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { ROOT, runConsole } from './consoleProcess.js';
-import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes/openaiServer.js';
 
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { type Browser, type LaunchOptions, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InspectorServer, startInspectorServer } from '../src/inspection/server.js';
-import { freePort } from './fakes.js';
+import { freePort } from './support.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');

@@ -22,14 +22,12 @@ import {
 import {
   type LiveKitApiStandIn,
   type TwirpOutcome,
-  call,
-  handoffTo,
-  scriptedBrain,
   sipFailure,
   startLiveKitApiStandIn,
-  freePort,
-  startTestCall,
-} from './fakes.js';
+} from './fakes/livekitApi.js';
+import { call, handoffTo, scriptedBrain } from './fakes/model.js';
+import { freePort } from './support.js';
+import { startTestCall } from './fakes/session.js';
 
 const ROOT = join(import.meta.dirname, '..');
 let api: LiveKitApiStandIn;

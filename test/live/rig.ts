@@ -27,7 +27,7 @@ import { loadStackConfig } from '../../src/config.js';
 import { type LocalStack, findServerBin, startLocalStack } from '../../src/stack/localStack.js';
 import { offlineBrain } from '../../src/models/offlineBrain.js';
 import type { Brain } from '../../src/models/scriptedLlm.js';
-import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes/openaiServer.js';
 import { Caller, type CallerOptions } from './caller.js';
 import { WORKER_ENTRY } from './gate.js';
 
