@@ -1,6 +1,8 @@
 /**
- * `npm run console` end to end, as a child process: --script --json with the offline model and
- * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
+ * `npm run console` end to end: --script --json with the offline model and with the real OpenAI
+ * plugin against a local OpenAI-compatible server; bad flags and files. What is about the
+ * process (an empty stderr, stdin, signals, exit codes) runs it as a child process; the rest runs
+ * its `main(argv, env)` in process, the same code without a Node start and a tsx load per call.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
@@ -8,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { offlineBrain } from '../src/models/offlineBrain.js';
-import { ROOT, runConsole } from './consoleProcess.js';
+import { ROOT, runConsole, runConsoleInProcess } from './consoleProcess.js';
 import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes/openaiServer.js';
 
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
@@ -40,9 +42,13 @@ function expectBillingThenSupport(events: Record<string, unknown>[]) {
   expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
 }
 
+/** The documented command as a child process, run once: the first test and the README's. */
+let documentedRun: ReturnType<typeof runConsole> | undefined;
+const runDocumented = () => (documentedRun ??= runConsole(['--script', SCRIPT, '--json']));
+
 describe('console --script --json', () => {
   it('takes the caller reception -> billing -> support -> end with the offline model', async () => {
-    const run = await runConsole(['--script', SCRIPT, '--json']);
+    const run = await runDocumented();
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout); // throws if any stdout line is not JSON
@@ -77,7 +83,7 @@ describe('console --script --json', () => {
     afterAll(() => server.close());
 
     it('takes the same path against a local OpenAI-compatible server', async () => {
-      const run = await runConsole(['--script', SCRIPT, '--json', '--model', 'openai'], {
+      const run = await runConsoleInProcess(['--script', SCRIPT, '--json', '--model', 'openai'], {
         OPENAI_BASE_URL: server.url,
       });
       expect(run.code).toBe(0);
@@ -95,7 +101,13 @@ describe('console --script --json', () => {
   });
 
   it('--handoff-mode dispatch starts each specialist from the payload alone, one dispatch per handoff', async () => {
-    const run = await runConsole(['--script', SCRIPT, '--json', '--handoff-mode', 'dispatch']);
+    const run = await runConsoleInProcess([
+      '--script',
+      SCRIPT,
+      '--json',
+      '--handoff-mode',
+      'dispatch',
+    ]);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expectBillingThenSupport(events);
@@ -121,7 +133,11 @@ describe('console --script --json', () => {
   });
 
   it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
-    const run = await runConsole(['--script', join(ROOT, 'examples', 'keypad.txt'), '--json']);
+    const run = await runConsoleInProcess([
+      '--script',
+      join(ROOT, 'examples', 'keypad.txt'),
+      '--json',
+    ]);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expect(events.filter((e) => e.type === 'keypad').map((e) => e.digit)).toEqual(['1', '1', '0']);
@@ -148,7 +164,7 @@ describe('console --script --json', () => {
     const dir = await mkdtemp(join(tmpdir(), 'console-'));
     const file = join(dir, 'sales.txt');
     await writeFile(file, 'I want to upgrade my plan\n');
-    const run = await runConsole(['--script', file, '--json']);
+    const run = await runConsoleInProcess(['--script', file, '--json']);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
@@ -159,7 +175,7 @@ describe('console --script --json', () => {
   });
 
   it('prints readable text without --json, with who speaks and each state change', async () => {
-    const run = await runConsole(['--script', SCRIPT]);
+    const run = await runConsoleInProcess(['--script', SCRIPT]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Model: offline keyword model (not an LLM).');
     expect(run.stdout).toMatch(/intent → billing/);
@@ -182,7 +198,7 @@ describe('console in dispatch mode with a specialist that never speaks', () => {
   afterAll(() => server.close());
 
   it('withdraws it after HANDOFF_JOIN_TIMEOUT_MS, apologises, goes on in process and ends', async () => {
-    const run = await runConsole(
+    const run = await runConsoleInProcess(
       ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', 'dispatch'],
       { OPENAI_BASE_URL: server.url, HANDOFF_JOIN_TIMEOUT_MS: '1000' },
     );
@@ -226,7 +242,7 @@ describe('console errors', () => {
       /cannot read script \/nonexistent\/calls.txt: no such file/,
     ],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
-    const run = await runConsole(args);
+    const run = await runConsoleInProcess(args);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr.split('\n')[0]).toMatch(message);
@@ -251,7 +267,7 @@ describe('console with a failing model (real OpenAI plugin, fault-injecting serv
     async (mode) => {
       // Reception's request works; then every request fails (billing's opening and after).
       faulty.fault({ delayMs: 0 }, ...Array.from({ length: 30 }, () => ({ status: 503 })));
-      const run = await runConsole(
+      const run = await runConsoleInProcess(
         ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', mode],
         { OPENAI_BASE_URL: faulty.url, ...fastFaults },
       );
@@ -323,7 +339,7 @@ describe('the README', () => {
     const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
     const shown = /```json\n(\{"type":"start"[\s\S]*?)```/.exec(readme)?.[1];
     expect(shown, 'the README has a JSON example').toBeDefined();
-    const run = await runConsole(['--script', SCRIPT, '--json']);
+    const run = await runDocumented();
     expect(run.stdout).toBe(shown);
   });
 });

@@ -1,17 +1,15 @@
 /**
- * `npm run console` as a child process, isolated from a developer's .env (empty values count as
- * unset): what the console tests and the voice console tests run.
+ * `npm run console` as the tests run it: as a child process, isolated from a developer's .env
+ * (empty values count as unset), or in process through its `main(argv, env)` with stdout and
+ * stderr captured, which spares a Node process and a tsx load per call.
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { type CommandRun, runMain } from './support.js';
 
 export const ROOT = join(import.meta.dirname, '..');
 
-export interface ConsoleRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type ConsoleRun = CommandRun;
 
 export function runConsole(
   args: string[],
@@ -39,4 +37,17 @@ export function runConsole(
     );
     child.stdin?.end(stdin ?? '');
   });
+}
+
+/**
+ * The console's `main(argv, env)` in this process (see `runMain`); the environment is only `env`
+ * (no .env, no OpenAI settings). Its logger writes to fd 2 directly, so `stderr` holds only the
+ * console's own messages: a test of an empty stderr runs a child process (`runConsole`).
+ */
+export async function runConsoleInProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<ConsoleRun> {
+  const { main } = await import('../src/cli/console.js');
+  return runMain(main, args, { LOG_LEVEL: 'error', ...env });
 }
