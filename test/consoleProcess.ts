@@ -5,9 +5,12 @@
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { type CommandRun, runMain } from './support.js';
 
 export const ROOT = join(import.meta.dirname, '..');
+/** The README's example call: billing, then support, then goodbye. */
+export const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
 
 export type ConsoleRun = CommandRun;
 
@@ -50,4 +53,33 @@ export async function runConsoleInProcess(
 ): Promise<ConsoleRun> {
   const { main } = await import('../src/cli/console.js');
   return runMain(main, args, { LOG_LEVEL: 'error', ...env });
+}
+
+/** The console's JSON Lines, each parsed (throws on a line that is not JSON). */
+export function parseLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** The README's example call, event by event: reception -> billing -> support -> goodbye. */
+export function expectBillingThenSupport(events: Record<string, unknown>[]) {
+  expect(events.filter((e) => e.type === 'transition')).toEqual([
+    { type: 'transition', from: 'greeting', to: 'intent', event: 'greeting.spoken' },
+    { type: 'transition', from: 'intent', to: 'billing', event: 'handoff.requested' },
+    { type: 'transition', from: 'billing', to: 'support', event: 'handoff.requested' },
+    { type: 'transition', from: 'support', to: 'ended', event: 'end.requested' },
+  ]);
+  expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
+    'reception',
+    'billing',
+    'support',
+  ]);
+  expect(events.filter((e) => e.type === 'caller')).toHaveLength(3);
+  const billingSays = events.filter((e) => e.type === 'say' && e.agent === 'billing');
+  expect(billingSays[0]?.text).toMatch(/billing team.*charged twice for my subscription/);
+  const supportSays = events.filter((e) => e.type === 'say' && e.agent === 'support');
+  expect(supportSays[0]?.text).toMatch(/support team.*crashing/);
+  expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
 }
