@@ -62,7 +62,8 @@ describeLive('live call over WebRTC', () => {
     await caller.agentLeft(10_000);
     // Each agent was heard in its own voice, in this order.
     const order = caller.heard.map((h) => h.agent).filter((a, i, all) => a !== all[i - 1]);
-    expect(order).toEqual(['reception', 'billing', 'support']);
+    const heard = caller.heard.map((h) => `${h.agent}: ${h.line?.text ?? h.text}`).join(' | ');
+    expect(order, heard).toEqual(['reception', 'billing', 'support']);
 
     // Tools derive from the machine: no specialist is offered a handoff to its own department
     // (which the machine would refuse, costing the caller a model turn).

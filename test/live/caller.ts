@@ -307,8 +307,9 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
  */
 function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
   const text = ` ${words.join(' ')} `;
-  const hits: { at: number; line: SpokenLine }[] = [];
-  const taken = new Set<number>();
+  // At each place a line's first clause occurs, the line that matches the most words from
+  // there wins: bridge lines share "one moment" and differ in the team they name.
+  const best = new Map<number, { line: SpokenLine; score: number }>();
   for (const line of [...lines].reverse()) {
     const clause = line.text
       .split(/[,.;:!?]+/)
@@ -316,11 +317,15 @@ function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
       .find((c) => c.length > 0);
     if (!clause) continue;
     const at = text.indexOf(` ${clause.join(' ')} `);
-    if (at === -1 || taken.has(at)) continue;
-    taken.add(at);
-    hits.push({ at, line });
+    if (at === -1) continue;
+    const after = text.slice(at + 1).split(' ');
+    const all = normalise(line.text);
+    let score = 0;
+    while (score < all.length && after[score] === all[score]) score++;
+    const held = best.get(at);
+    if (!held || score > held.score) best.set(at, { line, score });
   }
-  return hits.sort((a, b) => a.at - b.at).map((h) => h.line);
+  return [...best.entries()].sort((a, b) => a[0] - b[0]).map(([, hit]) => hit.line);
 }
 
 let dictionary: Set<string> | undefined;
