@@ -1,7 +1,7 @@
 /**
  * The session effects: the named effects the machine asks for, carried out on the live session.
  * This is the only module that calls `session.updateAgent`, `say`, `generateReply` and `close`
- * (test/oneSwitch.test.ts holds it to that); everything else asks the machine, which names an
+ * (test/effectsOnly.test.ts holds it to that); everything else asks the machine, which names an
  * effect, which runs here.
  *
  * - activateAgent: build the next agent with the conversation so far (no old instructions, no
