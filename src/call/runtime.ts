@@ -38,6 +38,7 @@ import {
   SessionEffects,
 } from './effects.js';
 import { type HandoffOpening, prewarmIntros } from './fastHandoff.js';
+import { FirstWords } from './firstWords.js';
 import { Floor } from './floor.js';
 import type { HandoverTransport, RestorePoint, SnapshotStore } from './handover.js';
 import { HumanTransfer } from './humanTransfer.js';
@@ -129,8 +130,7 @@ export class CallRuntime implements CallControl {
   /** Observers: transitions, refusals, lines, the end. */
   #reporter!: CallReporter;
   /** Whether the caller has heard anything from this leg yet, and who waits for that. */
-  #spoke = false;
-  readonly #firstWordsWaiters = new Set<(spoke: boolean) => void>();
+  readonly #firstWords = new FirstWords();
   /** Aborts once the call ends: withdraws a dispatch, stops the reply guard's work. */
   readonly #endSignal = new AbortController();
   readonly #transfers: HumanTransfer;
@@ -224,7 +224,7 @@ export class CallRuntime implements CallControl {
       options.observer,
       this.#log,
       // Any line the caller heard from this leg (a hold line too) is its first words.
-      (kind) => kind === 'say' && this.#markSpoke(),
+      (kind) => kind === 'say' && this.#firstWords.mark(),
       this.actor.getSnapshot().context.refusals.length,
     );
     this.#listen();
@@ -341,21 +341,7 @@ export class CallRuntime implements CallControl {
    * aborts. The previous leg waits for those words until the same deadline.
    */
   firstWordsBy(deadline: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.#spoke) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const finish = (spoke: boolean) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#firstWordsWaiters.delete(finish);
-        resolve(spoke);
-      };
-      const onAbort = () => finish(false);
-      const timer = setTimeout(onAbort, Math.max(0, deadline - Date.now()));
-      if (signal?.aborted) return finish(false);
-      signal?.addEventListener('abort', onAbort);
-      this.#firstWordsWaiters.add(finish);
-      void this.done.then(() => finish(this.#spoke));
-    });
+    return this.#firstWords.by(deadline, this.done, signal);
   }
 
   /**
@@ -403,7 +389,7 @@ export class CallRuntime implements CallControl {
     // In a voice call the first words are heard when playback starts, long before the message
     // is complete: that is when a specialist has joined (dispatch mode's join deadline).
     this.#session.on(voice.AgentSessionEventTypes.AgentStateChanged, ({ newState }) => {
-      if (newState === 'speaking') this.#markSpoke();
+      if (newState === 'speaking') this.#firstWords.mark();
     });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
       this.#effects.sessionClosed();
@@ -482,13 +468,6 @@ export class CallRuntime implements CallControl {
 
   #observeMachine(event: InspectionEvent): void {
     if (this.#reporter?.machineChanged(event, this.actor)) this.#saveSnapshot();
-  }
-
-  /** This leg has been heard: a line was said, or its audio started playing. */
-  #markSpoke(): void {
-    if (this.#spoke) return;
-    this.#spoke = true;
-    for (const waiter of this.#firstWordsWaiters) waiter(true);
   }
 
   #notify<K extends keyof CallObserver>(
