@@ -215,7 +215,7 @@ export class SessionEffects {
   }
 
   /** The session closed (the caller left, the job is stopping): no goodbye can be said. */
-  sessionClosed(): void {
+  markSessionClosed(): void {
     this.#sessionClosed = true;
   }
 

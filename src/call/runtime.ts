@@ -315,7 +315,7 @@ export class CallRuntime implements CallControl {
 
   /** End a call that never connected (an outbound call not answered), with the reason. */
   abandon(reason: string): void {
-    this.#effects.sessionClosed(); // nobody to say goodbye to
+    this.#effects.markSessionClosed(); // nobody to say goodbye to
     this.#startActor();
     this.request({ type: 'end.requested', reason });
   }
@@ -392,7 +392,7 @@ export class CallRuntime implements CallControl {
       if (newState === 'speaking') this.#firstWords.mark();
     });
     this.#session.on(voice.AgentSessionEventTypes.Close, ({ reason }) => {
-      this.#effects.sessionClosed();
+      this.#effects.markSessionClosed();
       if (this.#effects.handedOver || this.actor.getSnapshot().status !== 'active') return;
       // The session closed under us: the room's caller left, or the job is shutting down.
       if (reason === voice.CloseReason.PARTICIPANT_DISCONNECTED) this.callerHungUp();
