@@ -7,7 +7,9 @@
 import { voice } from '@livekit/agents';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
-import { handoffTo, startTestCall, trackUnhandledRejections } from './fakes.js';
+import { handoffTo } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
+import { trackUnhandledRejections } from './support.js';
 
 const rejections = trackUnhandledRejections();
 afterAll(() => {
