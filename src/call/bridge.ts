@@ -55,6 +55,7 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
+import { holdCallerAudio, keepCallerAudioAcrossHandoffs, noteCutOpening } from './handoffAudio.js';
 import { type CallObserver, CallReporter } from './callReporter.js';
 import {
   type HandoffOpening,
@@ -367,6 +368,7 @@ export class CallBridge implements CallControl {
       ...(options.inputOptions ? { inputOptions: options.inputOptions } : {}),
       ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
     });
+    keepCallerAudioAcrossHandoffs(this.#session, first);
     this.#startActor();
     if (restore) {
       // The machine decides what this means for the state it was in: a call handed over arrives
@@ -491,8 +493,10 @@ export class CallBridge implements CallControl {
         if (this.#ended) return; // the caller hung up while this agent was being switched in
         this.#speaking = name;
         this.#notify('agent', name);
-        if (brief) openSpecialist(agent.session, name, brief, this.#opening(), tts);
-        else if (restore?.resumed)
+        if (brief) {
+          const opening = openSpecialist(agent.session, name, brief, this.#opening(), tts);
+          noteCutOpening(opening, name, this.#log);
+        } else if (restore?.resumed)
           agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
         this.#carryOver.deliverTo(agent.session);
       },
@@ -531,6 +535,8 @@ export class CallBridge implements CallControl {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
+      // A realtime agent's session is its own: what the caller says from now on is kept for it.
+      holdCallerAudio(this.#session);
       this.#requested = agent;
       this.#floor.give(agent);
       this.#session.updateAgent(agent);

@@ -103,27 +103,28 @@ export function continuationInstructions(line: string): string {
   ].join(' \n');
 }
 
-/** The new agent's first words, as `opening` says; called from its `onEnter`. */
+/** The new agent's first words, as `opening` says; called from its `onEnter`. Returns them. */
 export function openSpecialist(
   session: voice.AgentSession,
   name: AgentName,
   handoff: HandoffRecord,
   opening: HandoffOpening,
   voice?: tts.TTS,
-): void {
+): voice.SpeechHandle {
   if (opening === 'model') {
-    session.generateReply({ instructions: openingInstructions(name, handoff) });
-    return;
+    return session.generateReply({ instructions: openingInstructions(name, handoff) });
   }
   const line = briefOpeningLine(name, handoff);
   const intro = voice ? intros.get(voice)?.get(introLine(name)) : undefined;
-  if (voice && Array.isArray(intro)) {
-    const rest = line.slice(introLine(name).length).trim();
-    session.say(line, { allowInterruptions: true, audio: introThenRest(voice, intro, rest) });
-  } else {
-    session.say(line, { allowInterruptions: true });
-  }
+  const said =
+    voice && Array.isArray(intro)
+      ? session.say(line, {
+          allowInterruptions: true,
+          audio: introThenRest(voice, intro, line.slice(introLine(name).length).trim()),
+        })
+      : session.say(line, { allowInterruptions: true });
   // Its model request starts now, while the sentence is synthesised and played: the SDK runs a
   // reply's inference as soon as it is scheduled and only holds back its playout.
   session.generateReply({ instructions: continuationInstructions(line) });
+  return said;
 }
