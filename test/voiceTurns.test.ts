@@ -88,25 +88,6 @@ describeWithSpeech.each(MODEL_MODES)('turn-taking in a voice call (%s)', (mode) 
     await c.until(() => c.call.idle, 'the call settling');
     expect(c.call.call.bridge.state).toBe('billing');
     const answers = c.observed.filter((e) => e.type === 'say' && e.text.includes(ONE_MORE));
-    console.log(
-      'RTDEBUG',
-      JSON.stringify(
-        {
-          responses: c.call.server.responses.map((r) => ({
-            a: agentOf(r.request),
-            s: r.status,
-            t: r.text,
-            m: r.request.messages.slice(-3),
-            i: r.request.instructions.slice(-120),
-          })),
-          observed: c.observed,
-          events: c.call.events,
-          heard: c.call.server.heard,
-        },
-        null,
-        1,
-      ),
-    );
     expect(answers).toEqual([
       { type: 'say', agent: 'billing', text: `billing heard: ${ONE_MORE}` },
     ]);
