@@ -55,7 +55,7 @@ import {
   restoredChatContext,
 } from './handover.js';
 import { HandoffCarryOver } from './carryOver.js';
-import { holdCallerAudio, keepCallerAudioAcrossHandoffs, noteCutOpening } from './handoffAudio.js';
+import { holdCallerAudio, noteCutOpening } from './handoffAudio.js';
 import { type CallObserver, CallReporter } from './callReporter.js';
 import {
   type HandoffOpening,
@@ -368,7 +368,6 @@ export class CallBridge implements CallControl {
       ...(options.inputOptions ? { inputOptions: options.inputOptions } : {}),
       ...(options.outputOptions ? { outputOptions: options.outputOptions } : {}),
     });
-    keepCallerAudioAcrossHandoffs(this.#session, first);
     this.#startActor();
     if (restore) {
       // The machine decides what this means for the state it was in: a call handed over arrives

@@ -15,9 +15,15 @@
  *
  * The pipeline mode needs none of this: its speech-to-text pipeline is handed from one activity
  * to the next (see carryOver.ts for the turn the SDK drops there).
+ *
+ * The wrapper must be the session's audio input before the session starts: agents-js 1.9 does
+ * not re-attach a running activity to an input set later (its input-changed handler is passed
+ * unbound, and re-attaching a realtime activity fails with "Stream source already set"). The
+ * voice console sets it (src/voice/session.ts); the worker does not yet, since RoomIO creates
+ * its participant input inside `session.start`.
  */
 import { ReadableStream, type ReadableStreamDefaultController } from 'node:stream/web';
-import { llm, voice } from '@livekit/agents';
+import { voice } from '@livekit/agents';
 import type { AudioFrame } from '@livekit/rtc-node';
 import type { Logger } from 'pino';
 
@@ -142,23 +148,6 @@ export class HandoffAudioInput extends voice.AudioInput {
       this.#current = null; // its activity closed it
     }
   }
-}
-
-/**
- * A started session whose agents speak through realtime models gets its caller audio through a
- * {@link HandoffAudioInput} (the room's input, or the voice console's line, inside it), so that
- * {@link holdCallerAudio} can keep what is said during a switch. Pipeline sessions are left as
- * they are.
- */
-export function keepCallerAudioAcrossHandoffs(
-  session: voice.AgentSession,
-  agent: voice.Agent,
-): void {
-  const input = session.input.audio;
-  if (!(agent.llm instanceof llm.RealtimeModel) || !input || input instanceof HandoffAudioInput) {
-    return;
-  }
-  session.input.audio = new HandoffAudioInput(input);
 }
 
 /** The session's caller audio is kept from now until the next agent's session is attached. */
