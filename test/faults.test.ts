@@ -27,7 +27,7 @@ import {
   trackUnhandledRejections,
 } from './fakes.js';
 
-const DEADLINES = { holdLineMs: 300, firstTokenMs: 600, chunkGapMs: 400 };
+const DEADLINES = { holdLineMs: 300, firstTokenMs: 600, chunkGapMs: 400, deadAirMs: 4_000 };
 const POLICY = { maxRetries: 2, maxFailedTurns: 2, retryAfterCapMs: 1_000, backoffMs: 50 };
 /** The longest the caller may wait, after their line, for anything to be said. */
 const MAX_SILENCE_MS = 2_000;

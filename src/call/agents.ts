@@ -54,7 +54,7 @@ export class CallAgent extends voice.Agent {
       this.#unwatchRealtime = watchRealtimeReplies(this.#replies, {
         agent: this.callAgent,
         session: realtime,
-        requestReply: () => (this.retired ? undefined : this.session.generateReply()),
+        requestReply: () => (this.retired ? undefined : this.#replies?.askAgain()),
       });
     }
     this.#onEnter(this);
