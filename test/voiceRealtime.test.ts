@@ -57,8 +57,9 @@ describeWithSpeech('the reply guard in a realtime voice call', () => {
       realtime: true,
       script,
       speechServer: server,
-      // Shorter deadlines and one retry keep the call short; the policy is the machine's.
-      env: { FIRST_TOKEN_TIMEOUT_MS: '2000', MODEL_RETRIES: '1' },
+      // Shorter deadlines and one retry keep the call short; the policy is the machine's. The
+      // dead-air watch (test/deadAir.test.ts) would also report the silence, later: kept out.
+      env: { FIRST_TOKEN_TIMEOUT_MS: '2000', MODEL_RETRIES: '1', DEAD_AIR_MS: '60000' },
     });
     await c.call.start();
   }, 30_000);
