@@ -18,6 +18,13 @@ import { type ScriptEntry, scriptedBrain } from './fakes/model.js';
 // The one line (or, in CI, the failure) about missing engines comes from test/speechSetup.ts.
 const missing = await missingSpeechEngines();
 
+/**
+ * The model modes the shared audio tests run in: the STT-LLM-TTS pipeline, and MODEL_MODE=realtime
+ * (one OpenAI realtime model per agent against the speech server's Realtime websocket).
+ */
+export const MODEL_MODES = ['pipeline', 'realtime'] as const;
+export type ModelMode = (typeof MODEL_MODES)[number];
+
 /** `describe` when the speech engines are installed; skipped locally (one line) otherwise. */
 export const describeWithSpeech = missing ? describe.skip : describe;
 

@@ -6,6 +6,7 @@ import { llm, type tts, voice } from '@livekit/agents';
 import type { AgentName } from '../../machines/callMachine.js';
 import type { Floor } from './floor.js';
 import { FIXED_LINE_PREFIX } from './lines.js';
+import { watchRealtimeReplies } from './realtimeReplies.js';
 import { type ReplyReporter, guardReply } from './replyGuard.js';
 
 export interface CallAgentOptions {
@@ -29,6 +30,7 @@ export class CallAgent extends voice.Agent {
   readonly #onEnter: (agent: CallAgent) => void;
   readonly #replies: ReplyReporter | undefined;
   readonly #floor: Floor;
+  #unwatchRealtime: (() => void) | undefined;
 
   constructor(options: CallAgentOptions) {
     super({
@@ -46,7 +48,21 @@ export class CallAgent extends voice.Agent {
   }
 
   override async onEnter(): Promise<void> {
+    // A realtime model answers on its own server, not through llmNode: watch its session.
+    const realtime = this.getActivityOrThrow().realtimeLLMSession;
+    if (realtime && this.#replies) {
+      this.#unwatchRealtime = watchRealtimeReplies(this.#replies, {
+        agent: this.callAgent,
+        session: realtime,
+        requestReply: () => (this.retired ? undefined : this.#replies?.askAgain()),
+      });
+    }
     this.#onEnter(this);
+  }
+
+  override async onExit(): Promise<void> {
+    this.#unwatchRealtime?.();
+    this.#unwatchRealtime = undefined;
   }
 
   /**

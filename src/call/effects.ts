@@ -50,6 +50,7 @@ import { type HandoverTransport, joinDeadline } from './handover.js';
 import type { HumanTransfer, TransferHost } from './humanTransfer.js';
 import { LINES, RESUME_INSTRUCTIONS, fixedLineInstructions } from './lines.js';
 import { DeadAirWatch } from './deadAir.js';
+import { holdCallerAudio, noteCutOpening } from './handoffAudio.js';
 import type { ReplyDecision, ReplyReporter } from './replyGuard.js';
 import type { AgentEntry, AgentRoster } from './roster.js';
 import type { SpeechHealthMonitor } from './speechHealth.js';
@@ -247,12 +248,14 @@ export class SessionEffects {
     this.#host.notify('agent', name);
     if (brief) {
       const opening = specialistOpening(name, brief, this.#options.opening, tts);
+      let line: voice.SpeechHandle | undefined;
       if (opening.line) {
         const { text, audio } = opening.line;
-        agent.session.say(text, { allowInterruptions: true, ...(audio ? { audio } : {}) });
+        line = agent.session.say(text, { allowInterruptions: true, ...(audio ? { audio } : {}) });
       }
       const open = () => agent.session.generateReply({ instructions: opening.instructions });
-      open();
+      noteCutOpening(line ?? open(), name, this.#log);
+      if (line) open();
       this.#deadAir.owe(open);
     } else if (resumed) {
       const resume = () => agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
@@ -305,6 +308,11 @@ export class SessionEffects {
   /** A fixed line said now, without waiting for other effects (the reply guard's lines). */
   sayNow(line: string): void {
     if (!this.#ended) this.#speak(line, true);
+  }
+
+  /** A new reply to the conversation as it stands (a realtime reply retried by the guard). */
+  askAgain(): voice.SpeechHandle | undefined {
+    return this.#ended ? undefined : this.#session.generateReply();
   }
 
   /** A fixed line said once the effects queued before it have run (keypad answers). */
@@ -360,6 +368,8 @@ export class SessionEffects {
         this.#speak(LINES.bridge(name), true);
       }
       if (this.#requested) this.#carryOver.watch(this.#requested);
+      // A realtime agent's session is its own: what the caller says from now on is kept for it.
+      holdCallerAudio(this.#session);
       this.#requested = agent;
       this.#floor.give(agent);
       this.#session.updateAgent(agent);

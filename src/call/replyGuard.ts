@@ -19,7 +19,7 @@
  * wants what was promised, and only a tool call can make it happen (the machine still decides).
  * If that request brings no tool call either, the caller is told plainly.
  */
-import type { llm } from '@livekit/agents';
+import type { llm, voice } from '@livekit/agents';
 import { APIStatusError, APITimeoutError, FlushSentinel } from '@livekit/agents';
 import type { Logger } from 'pino';
 import type { AgentName, ReplyFailureKind } from '../../machines/callMachine.js';
@@ -72,6 +72,8 @@ export interface ReplyReporter {
   recovered(agent: AgentName): void;
   /** Speak a line as its own speech, after the current one (used after a cut reply). */
   speakNext(line: string): void;
+  /** Ask the session for a new reply to the conversation as it stands (a realtime retry). */
+  askAgain(): voice.SpeechHandle | undefined;
   /** Aborts when the call ends: nothing more is spoken or retried. */
   readonly endSignal: AbortSignal;
   readonly deadlines: ReplyDeadlines;

@@ -470,6 +470,7 @@ export class CallRuntime implements CallControl {
         }
       },
       speakNext: (line) => this.#effects.sayNow(line),
+      askAgain: () => this.#effects.askAgain(),
     };
   }
 

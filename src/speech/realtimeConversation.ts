@@ -43,10 +43,17 @@ export interface RealtimeConversationHost {
   threshold: number;
   /** Seconds of audio sent per second: OpenAI generates speech faster than it plays. */
   pace: number;
+  /**
+   * A fault for this response, if any: `fail` ends it `failed` (a server error) once it has
+   * started; `never-start` sends nothing at all for it, as a server that never answers.
+   */
+  fault?(request: ModelRequest): RealtimeFault | undefined;
   /** Every response, once it is done, for tests and logs. */
   responded(response: RealtimeResponseRecord): void;
   log(message: string, detail?: Record<string, unknown>): void;
 }
+
+export type RealtimeFault = 'fail' | 'never-start';
 
 export interface RealtimeResponseRecord {
   responseId: string;
@@ -54,7 +61,7 @@ export interface RealtimeResponseRecord {
   request: ModelRequest;
   text: string | undefined;
   toolCalls: string[];
-  status: 'completed' | 'cancelled' | 'failed';
+  status: 'completed' | 'cancelled' | 'failed' | 'never-started';
 }
 
 interface Item {
@@ -312,6 +319,8 @@ class RealtimeConversation {
     });
     this.#turns = this.#turns.then(async () => {
       const transcript = await heard;
+      // A session the client closed says nothing more, as OpenAI's does not.
+      if (this.#closed) return;
       item.text = transcript;
       this.#host.transcribed(id, transcript);
       this.#send({
@@ -472,8 +481,21 @@ class RealtimeConversation {
       messages: this.#messages(),
       tools: [...this.#tools],
     };
+    const fault = this.#host.fault?.(request);
+    const id = this.#host.nextId('resp');
+    if (fault === 'never-start') {
+      this.#host.log('realtime response never started (fault)', { responseId: id });
+      return this.#host.responded({
+        responseId: id,
+        voice: this.#voice,
+        request,
+        text: undefined,
+        toolCalls: [],
+        status: 'never-started',
+      });
+    }
     const active: ActiveResponse = {
-      id: this.#host.nextId('resp'),
+      id,
       metadata: params.metadata ?? null,
       voice: this.#voice,
       request,
@@ -486,6 +508,7 @@ class RealtimeConversation {
     const response = { id: active.id, object: 'realtime.response', status: 'in_progress' };
     this.#send({ type: 'response.created', response: { ...response, metadata: active.metadata } });
     try {
+      if (fault === 'fail') throw new Error('the server was told to fail this response');
       const reply = await this.#host.brain(request);
       if (active.cancelled) return;
       if (reply.text) await this.#speakMessage(active, reply.text);

@@ -51,8 +51,12 @@ import {
   fliteVoiceFor,
   synthesize,
 } from './flite.js';
-import type { Brain } from '../models/scriptedLlm.js';
-import { type RealtimeResponseRecord, serveRealtimeConversation } from './realtimeConversation.js';
+import type { Brain, ModelRequest } from '../models/scriptedLlm.js';
+import {
+  type RealtimeFault,
+  type RealtimeResponseRecord,
+  serveRealtimeConversation,
+} from './realtimeConversation.js';
 import { serveRealtimeTranscription } from './realtimeTranscription.js';
 import { grammarFor, recognize } from './recognizer.js';
 import { decodeWav, pcmBytes } from './wav.js';
@@ -88,7 +92,12 @@ export interface SpeechServerOptions {
    * Serve the Realtime conversation websocket, its answers decided by `brain`; `pace` is the
    * seconds of audio sent per second (default 2: faster than it plays, as OpenAI's is).
    */
-  realtime?: { brain: Brain; pace?: number };
+  realtime?: {
+    brain: Brain;
+    pace?: number;
+    /** A fault for a response (tests): see `RealtimeConversationHost.fault`. */
+    fault?: (request: ModelRequest) => RealtimeFault | undefined;
+  };
   /** Forward `/v1/chat/completions` to this OpenAI-compatible base URL (http://host:port/v1). */
   chat?: { baseURL: string };
   hooks?: SpeechServerHooks;
@@ -345,9 +354,10 @@ class LocalSpeechServer extends EventEmitter<SpeechServerEvents> implements Spee
   }
 
   #serveConversation(ws: WebSocket): void {
-    const { brain, pace = 2 } = this.#options.realtime!;
+    const { brain, pace = 2, fault } = this.#options.realtime!;
     serveRealtimeConversation(ws, {
       brain,
+      ...(fault ? { fault } : {}),
       transcribe: async (audio, sampleRate) => recognize(audio, sampleRate, await this.#grammar),
       speak: (text, voice) => this.#synthesize(text, voice),
       speechStarted: (itemId) => this.emit('speechStarted', { itemId, atMs: this.#now() }),

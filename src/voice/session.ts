@@ -16,6 +16,7 @@ import {
   createRealtimeVoices,
   createVoices,
 } from '../models/index.js';
+import { HandoffAudioInput } from '../call/handoffAudio.js';
 import type { PhoneLine } from './line.js';
 
 /**
@@ -65,6 +66,10 @@ export async function createVoicePipeline(options: {
         onLine(
           new voice.AgentSession({ ...sessionOptions, ...REALTIME_SESSION_OPTIONS, llm: model }),
           line,
+          // Each agent has its own realtime session: what the caller says during a switch is
+          // kept for the next one (set before the session starts: agents-js 1.9 does not
+          // re-attach a running activity to a new input).
+          (input) => new HandoffAudioInput(input),
         ),
     };
   }
@@ -100,8 +105,12 @@ export async function createVoicePipeline(options: {
 }
 
 /** The session's audio in and out through the phone line. */
-function onLine(session: voice.AgentSession, line: PhoneLine): voice.AgentSession {
-  const input = line.input();
+function onLine(
+  session: voice.AgentSession,
+  line: PhoneLine,
+  wrap: (input: voice.AudioInput) => voice.AudioInput = (input) => input,
+): voice.AgentSession {
+  const input = wrap(line.input());
   session.input.audio = input;
   session.output.audio = line.output();
   // The session only detaches its input when it closes: stop feeding it (a leg handed over).
