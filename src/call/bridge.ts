@@ -20,7 +20,7 @@
  * process after all. A bridge built with `restore` starts from such a payload (or from the
  * snapshot kept in the room after a crash): no greeting, the state's agent speaks first.
  */
-import { llm, type tts, voice } from '@livekit/agents';
+import { type llm, type tts, voice } from '@livekit/agents';
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 import { type InspectionEvent, createActor } from 'xstate';
@@ -38,12 +38,13 @@ import {
   END_REASON_SPEECH_UNAVAILABLE,
   type ReplyPolicy,
   callStateOf,
-  machineFor,
 } from '../../machines/callMachine.js';
 import { DEFAULT_FLOW, type Flow, agentsOf } from '../../machines/flow.js';
 import { type CallActor, type Decision, sendAndDecide } from '../../machines/decide.js';
 import { type ControlRequest, offersFor } from '../../machines/offers.js';
 import { CallAgent } from './agents.js';
+import { type CallEffects, bindEffects, effectsMachine } from './callEffects.js';
+import { conversationFor } from './conversation.js';
 import { Floor } from './floor.js';
 import { type HistoryLine, MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import {
@@ -231,7 +232,8 @@ export class CallBridge implements CallControl {
       prewarmIntros(agentsOf(this.#flow), options.ttsFor);
     }
 
-    const machine = machineFor(this.#flow).provide({
+    // This call's effects; the machine is provided once per flow (callEffects.ts).
+    const effects: { actions: CallEffects } = {
       actions: {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
@@ -268,7 +270,7 @@ export class CallBridge implements CallControl {
         },
         hearingRestored: () => this.#speechHealth.stopOutageClock(),
       },
-    });
+    };
     this.#machineInput = {
       handoffMode: options.handover ? 'dispatch' : 'in-process',
       maxHandoffs: options.maxHandoffs,
@@ -276,7 +278,7 @@ export class CallBridge implements CallControl {
       ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
     };
     this.#offers = offersFor(this.#machineInput, this.#flow);
-    this.actor = createActor(machine, {
+    this.actor = createActor(effectsMachine(this.#flow), {
       input: this.#machineInput,
       ...(options.restore ? { snapshot: options.restore.snapshot as never } : {}),
       inspect: (event) => {
@@ -284,6 +286,7 @@ export class CallBridge implements CallControl {
         options.inspect?.(event);
       },
     });
+    bindEffects(this.actor, effects.actions);
     this.#reporter = new CallReporter(
       options.observer,
       this.#log,
@@ -662,17 +665,7 @@ export class CallBridge implements CallControl {
 
   /** The conversation for an agent switched in here, the carried lines first. */
   #conversationSoFar(): llm.ChatContext {
-    const here = this.#session.history.copy({
-      excludeInstructions: true,
-      excludeFunctionCall: true,
-      excludeHandoff: true,
-      excludeConfigUpdate: true,
-      excludeEmptyMessage: true,
-    });
-    return new llm.ChatContext([
-      ...restoredChatContext(this.#carried).items,
-      ...here.items,
-    ]).truncate(this.#historyItems);
+    return conversationFor(this.#carried, this.#session.history, this.#historyItems);
   }
 
   /** Spoken only once its audio played out; cut short (or the session closed under it), not. */
