@@ -70,9 +70,21 @@ function summarise(samples: number[]): Percentiles {
  * Microseconds per handoff event: through the bridge; a bare actor.send; and what a native
  * LiveKit tool does per handoff (build the next agent, with its tools, and `llm.handoff`).
  */
-export async function orchestration(
-  iterations: number,
-): Promise<{ bridge: Percentiles; bare: Percentiles; native: Percentiles }> {
+export interface OrchestrationResult {
+  /** The whole request through the bridge, the SDK's agent switch included. */
+  bridge: Percentiles;
+  /** The house's own work: each request less the `session.updateAgent` call inside it. */
+  house: Percentiles;
+  /** The SDK's `session.updateAgent` inside each request (native's handoff makes the same call). */
+  sdkSwitch: Percentiles;
+  /** A bare `actor.send`, in a loop of its own. */
+  bare: Percentiles;
+  /** A bare `actor.send` of the same event just before each bridge request, in the same call. */
+  barePaired: Percentiles;
+  native: Percentiles;
+}
+
+export async function orchestration(iterations: number): Promise<OrchestrationResult> {
   const departments: Department[] = ['billing', 'support'];
   const warmup = Math.min(200, iterations);
 
@@ -107,9 +119,27 @@ export async function orchestration(
 
   // The project: the same events through the bridge, into a live (room-less) session.
   const through: number[] = [];
+  const house: number[] = [];
+  const sdkSwitch: number[] = [];
+  const barePaired: number[] = [];
   for (let c = 0; c < calls; c++) {
     const session = new voice.AgentSession({ llm: new ScriptedLLM(offlineBrain) });
     lastSpeech(session);
+    // The SDK's switch, timed inside each request: LiveKit's own handoff makes the same call.
+    let switching = 0;
+    const updateAgent = session.updateAgent.bind(session);
+    session.updateAgent = (agent) => {
+      const t0 = performance.now();
+      try {
+        updateAgent(agent);
+      } finally {
+        switching += performance.now() - t0;
+      }
+    };
+    // A bare actor in step with the call, so both see the same moment of the same process.
+    const paired = createActor(callMachine, { input: { maxHandoffs: perCall } }).start();
+    paired.send({ type: 'call.started' });
+    paired.send({ type: 'greeting.spoken' });
     let switched: (() => void) | null = null;
     const bridge = new CallBridge({
       session,
@@ -123,9 +153,16 @@ export async function orchestration(
     for (let i = 0; i < perCall; i++) {
       const event = handoffTo(departments[i % 2]!);
       const active = new Promise<void>((resolve) => (switched = resolve));
+      const b0 = performance.now();
+      paired.send(event);
+      barePaired.push((performance.now() - b0) * 1000);
+      switching = 0;
       const t0 = performance.now();
       bridge.request(event);
-      through.push((performance.now() - t0) * 1000);
+      const elapsed = performance.now() - t0;
+      through.push(elapsed * 1000);
+      house.push((elapsed - switching) * 1000);
+      sdkSwitch.push(switching * 1000);
       // The session switches agents after the request returns; the next one waits for that.
       await active;
       // The specialist's opening reply runs through the offline model; let it finish.
@@ -133,11 +170,15 @@ export async function orchestration(
     }
     bridge.callerHungUp();
     await bridge.done;
+    paired.stop();
   }
   const measured = (samples: number[]) => samples.slice(warmup);
   return {
     bridge: summarise(measured(through)),
+    house: summarise(measured(house)),
+    sdkSwitch: summarise(measured(sdkSwitch)),
     bare: summarise(measured(bare)),
+    barePaired: summarise(measured(barePaired)),
     native: summarise(measured(native)),
   };
 }

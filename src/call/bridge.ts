@@ -81,7 +81,7 @@ import {
 } from './replyGuard.js';
 import { DEFAULT_SPEECH_OUTAGE_MS, SpeechHealthMonitor } from './speechHealth.js';
 import type { CallTelephony } from '../livekit/telephony.js';
-import { type AnyFunctionTool, type CallControl, buildTools, refusalLine } from './tools.js';
+import { type AnyFunctionTool, type CallControl, callTools, refusalLine } from './tools.js';
 
 export type { CallObserver } from './callReporter.js';
 
@@ -507,7 +507,7 @@ export class CallBridge implements CallControl {
   #toolsFor(name: AgentName): llm.ToolContext {
     let tools = this.#tools.get(name);
     if (!tools) {
-      tools = buildTools(this, name, {
+      tools = callTools(this.#session, this, name, {
         flow: this.#flow,
         extra: this.#options.extraTools?.(name) ?? [],
         humanTransfer: this.humanNumberFor(name) !== undefined,
