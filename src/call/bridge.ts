@@ -647,16 +647,19 @@ export class CallBridge implements CallControl {
   #saveSnapshot(): void {
     const store = this.#options.snapshotStore;
     if (!store || this.#handedOver || !this.#actorStarted) return;
-    const snapshot = this.actor.getPersistedSnapshot() as never;
     try {
-      store.save(
-        encodePayload(snapshot, null, this.#historyLines()),
-        this.actor.getSnapshot().status === 'done',
-      );
+      // Encoded (and sealed) when the store writes, not on every change (SnapshotStore.save).
+      store.save(this.#encodeSnapshot, this.actor.getSnapshot().status === 'done');
     } catch (error) {
       this.#log.warn({ err: error }, 'snapshot not saved');
     }
   }
+
+  /** The latest snapshot and words; nothing once the call has moved to another leg. */
+  readonly #encodeSnapshot = (): string | null =>
+    this.#handedOver
+      ? null
+      : encodePayload(this.actor.getPersistedSnapshot() as never, null, this.#historyLines());
 
   /** The whole call's conversation: what this leg was handed, then what was said here. */
   #historyLines(): HistoryLine[] {
