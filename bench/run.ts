@@ -333,7 +333,7 @@ async function main(): Promise<void> {
     '',
     '### The house',
     '',
-    `Orchestration per control event: a handoff request through the bridge into a room-less session (machine, decision, the new agent with its tools, history and brief, \`updateAgent\`), in calls of at most \`MAX_HANDOFFS\` (4) handoffs, ${settings.iterations} events after a warm-up; against a bare XState \`actor.send\` of the same event, and against what LiveKit's documented handoff tool does per handoff (build the next agent with its tools, \`llm.handoff\`):`,
+    `Orchestration per control event: a handoff request through the bridge into a room-less session (machine, decision, the new agent with its tools, history and brief, \`updateAgent\`, the crash-recovery snapshot with the worker's room store), in calls of at most \`MAX_HANDOFFS\` (4) handoffs, ${settings.iterations} events after a warm-up; against a bare XState \`actor.send\` of the same event (in a loop of its own, which keeps the processor's caches warm, and in step with each request in the same call, taking turns going first), and against what LiveKit's documented handoff tool does per handoff (build the next agent with its tools, \`llm.handoff\`). Ratios are to the bare send in its own loop:`,
     '',
     '| | p50 | p99 | p50 vs bare send | p99 vs bare send |',
     '| --- | --- | --- | --- | --- |',
