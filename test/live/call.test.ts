@@ -5,7 +5,7 @@
  * in its own voice; the agent leaves after the goodbye. The timings go to bench/live-figures.json.
  */
 import { dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { ms, recordFigures } from './figures.js';
 import { describeLive } from './gate.js';
 import { type Rig, startRig } from './rig.js';
@@ -16,6 +16,12 @@ describeLive('live call over WebRTC', () => {
   beforeAll(async () => {
     rig = await startRig();
     await rig.startWorker();
+  });
+  // A failure in CI shows what the worker did.
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      process.stderr.write(`worker log:\n${rig.workerLogs(120)}\n`);
+    });
   });
   afterAll(async () => {
     await rig?.close();
@@ -56,7 +62,8 @@ describeLive('live call over WebRTC', () => {
     await caller.agentLeft(10_000);
     // Each agent was heard in its own voice, in this order.
     const order = caller.heard.map((h) => h.agent).filter((a, i, all) => a !== all[i - 1]);
-    expect(order).toEqual(['reception', 'billing', 'support']);
+    const heard = caller.heard.map((h) => `${h.agent}: ${h.line?.text ?? h.text}`).join(' | ');
+    expect(order, heard).toEqual(['reception', 'billing', 'support']);
 
     // Tools derive from the machine: no specialist is offered a handoff to its own department
     // (which the machine would refuse, costing the caller a model turn).
@@ -77,6 +84,7 @@ describeLive('live call over WebRTC', () => {
       handoffToSupportCallerEndOfSpeechToSupportVoiceMs: ms(support.startedAt - supportAsked),
       modelRequests: rig.model.requests.length - requestsBefore,
       requestsOfferingSelfHandoff: selfHandoffsOffered,
+      callerRecognitionLagMaxMs: ms(caller.recognitionLagMs),
     });
     expect(selfHandoffsOffered).toBe(0);
   });

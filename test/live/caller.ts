@@ -59,6 +59,11 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
   lastSpeechEndedAt = 0;
   #source = new AudioSource(TTS_SAMPLE_RATE, 1, 400);
   #recognising: Promise<void> = Promise.resolve();
+  /** Stretches of agent audio arriving now, and stretches waiting for or in recognition. */
+  #inSpeech = 0;
+  #unrecognised = 0;
+  /** The longest time from the end of a stretch to its lines being heard, in ms. */
+  recognitionLagMs = 0;
   #left = false;
   readonly #tracks = new Set<string>();
 
@@ -132,7 +137,12 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
     await this.room.localParticipant!.publishDtmf(codes[digit] ?? Number(digit), digit);
   }
 
-  /** The first line heard from now on (or already, when `past`) that matches. */
+  /**
+   * The first line heard from now on (or already, when `past`) that matches. It fails after `ms`
+   * with nothing in progress: a long line still arriving or being recognised extends the wait
+   * (up to three times `ms`), since recognition time is the test's, not the call's; silence
+   * does not.
+   */
   waitForHeard(
     match: (line: HeardLine) => boolean,
     ms: number,
@@ -141,17 +151,35 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
   ): Promise<HeardLine> {
     const found = past ? this.heard.find(match) : undefined;
     if (found) return Promise.resolve(found);
+    const lines = () => this.heard.map((h) => `${h.agent}: "${h.text}"`).join('; ');
+    const startedAt = performance.now();
     let listener!: (line: HeardLine) => void;
-    const heard = new Promise<HeardLine>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    return new Promise<HeardLine>((resolve, reject) => {
       listener = (line) => {
         if (match(line)) resolve(line);
       };
       this.on('heard', listener);
+      const expire = () => {
+        const busy = this.#inSpeech > 0 || this.#unrecognised > 0;
+        if (busy && performance.now() - startedAt < 3 * ms) {
+          timer = setTimeout(expire, 1_000);
+          return;
+        }
+        const waited = Math.round(performance.now() - startedAt);
+        reject(
+          new Error(
+            `timed out after ${waited} ms: ${what} (heard so far: ${lines() || 'nothing'}; ` +
+              `audio arriving: ${this.#inSpeech > 0}, stretches unrecognised: ${this.#unrecognised}, ` +
+              `longest recognition lag: ${Math.round(this.recognitionLagMs)} ms)`,
+          ),
+        );
+      };
+      timer = setTimeout(expire, ms);
+    }).finally(() => {
+      clearTimeout(timer);
+      this.off('heard', listener);
     });
-    const lines = () => this.heard.map((h) => `${h.agent}: "${h.text}"`).join('; ');
-    return within(ms, () => `${what} (heard so far: ${lines() || 'nothing'})`, heard).finally(() =>
-      this.off('heard', listener),
-    );
   }
 
   /** Resolves when the agent's next stretch of audio starts arriving (before it is recognised). */
@@ -208,8 +236,11 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
       silenceMs: SILENCE_MS,
     });
     let startedAt = 0;
+    let inSpeech = false;
     const stopped = (event: EndpointerEvent | null) => {
       if (event?.type !== 'stopped') return;
+      if (inSpeech) this.#inSpeech--;
+      inSpeech = false;
       this.#recognise(event.audio, startedAt, performance.now() - SILENCE_MS);
     };
     // Frames that stop coming (the agent left, or sends no silence) end a stretch too.
@@ -220,6 +251,8 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
         for (const event of endpointer.push(frame.data)) {
           if (event.type === 'started') {
             startedAt = performance.now();
+            if (!inSpeech) this.#inSpeech++;
+            inSpeech = true;
             this.emit('audioStarted', startedAt);
           } else stopped(event);
         }
@@ -235,6 +268,7 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
    * its start estimated from the durations of the lines before it.
    */
   #recognise(audio: Int16Array, startedAt: number, endedAt: number): void {
+    this.#unrecognised++;
     this.#recognising = this.#recognising.then(async () => {
       const lines = [...this.speech.spoken];
       const grammar = (await grammarFor(lines.map((l) => l.text)))?.replace(
@@ -242,6 +276,7 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
         '<clause> = $1;\npublic <line> = <clause>+;',
       );
       const text = await recognize(audio, TTS_SAMPLE_RATE, grammar ?? null);
+      this.recognitionLagMs = Math.max(this.recognitionLagMs, performance.now() - endedAt);
       const found: (SpokenLine | undefined)[] = matchLines(normalise(text), lines);
       if (found.length === 0) found.push(undefined);
       let at = startedAt;
@@ -258,7 +293,11 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
         this.emit('heard', heard);
       }
     });
-    this.#recognising = this.#recognising.catch(() => {});
+    this.#recognising = this.#recognising
+      .catch((error: unknown) => {
+        process.stderr.write(`caller: recognition failed: ${String(error)}\n`);
+      })
+      .finally(() => this.#unrecognised--);
   }
 }
 
@@ -268,8 +307,9 @@ export class Caller extends EventEmitter<{ heard: [HeardLine]; audioStarted: [nu
  */
 function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
   const text = ` ${words.join(' ')} `;
-  const hits: { at: number; line: SpokenLine }[] = [];
-  const taken = new Set<number>();
+  // At each place a line's first clause occurs, the line that matches the most words from
+  // there wins: bridge lines share "one moment" and differ in the team they name.
+  const best = new Map<number, { line: SpokenLine; score: number }>();
   for (const line of [...lines].reverse()) {
     const clause = line.text
       .split(/[,.;:!?]+/)
@@ -277,11 +317,15 @@ function matchLines(words: string[], lines: SpokenLine[]): SpokenLine[] {
       .find((c) => c.length > 0);
     if (!clause) continue;
     const at = text.indexOf(` ${clause.join(' ')} `);
-    if (at === -1 || taken.has(at)) continue;
-    taken.add(at);
-    hits.push({ at, line });
+    if (at === -1) continue;
+    const after = text.slice(at + 1).split(' ');
+    const all = normalise(line.text);
+    let score = 0;
+    while (score < all.length && after[score] === all[score]) score++;
+    const held = best.get(at);
+    if (!held || score > held.score) best.set(at, { line, score });
   }
-  return hits.sort((a, b) => a.at - b.at).map((h) => h.line);
+  return [...best.entries()].sort((a, b) => a[0] - b[0]).map(([, hit]) => hit.line);
 }
 
 let dictionary: Set<string> | undefined;

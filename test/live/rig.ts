@@ -184,6 +184,8 @@ export interface Rig {
   startWorker(options?: WorkerOptions): Promise<WorkerProcess>;
   dispatch(room: string, metadata?: string, agentName?: string): Promise<number>;
   joinCaller(room: string, options?: CallerOptions): Promise<Caller>;
+  /** The workers' log lines at info and above (the last `last`), one JSON line each. */
+  workerLogs(last?: number): string;
   close(): Promise<void>;
 }
 
@@ -214,7 +216,7 @@ export async function startRig({ speechHooks }: RigOptions = {}): Promise<Rig> {
   const workers: WorkerProcess[] = [];
   const callers: Caller[] = [];
 
-  return {
+  const rig: Rig = {
     stack,
     model,
     speech,
@@ -255,14 +257,16 @@ export async function startRig({ speechHooks }: RigOptions = {}): Promise<Rig> {
       callers.push(caller);
       return caller;
     },
+    workerLogs(last = Infinity) {
+      const quiet = /VAD inference|event loop blocked/;
+      return workers
+        .flatMap((w) => w.logs.filter((l) => (l.level ?? 30) >= 30 && !quiet.test(l.msg ?? '')))
+        .slice(-last)
+        .map((l) => JSON.stringify(l).slice(0, 400))
+        .join('\n');
+    },
     async close() {
-      if (process.env.LIVE_DEBUG) {
-        for (const w of workers) {
-          const quiet = /VAD inference|event loop blocked/;
-          const lines = w.logs.filter((l) => (l.level ?? 30) >= 30 && !quiet.test(l.msg ?? ''));
-          process.stderr.write(lines.map((l) => JSON.stringify(l).slice(0, 400)).join('\n') + '\n');
-        }
-      }
+      if (process.env.LIVE_DEBUG) process.stderr.write(`${rig.workerLogs()}\n`);
       await Promise.allSettled(callers.map((c) => c.hangUp()));
       await Promise.allSettled(workers.map((w) => w.stop('SIGKILL', 10_000)));
       await speech.close();
@@ -270,4 +274,5 @@ export async function startRig({ speechHooks }: RigOptions = {}): Promise<Rig> {
       await stack.stop();
     },
   };
+  return rig;
 }
