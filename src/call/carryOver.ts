@@ -34,11 +34,14 @@ export class HandoffCarryOver {
     };
   }
 
-  /** The new agent is on the line: it answers what was carried, now and from now on. */
-  deliverTo(session: voice.AgentSession): void {
+  /**
+   * The new agent is on the line: it answers what was carried, now and from now on. `answer`
+   * asks it for a reply to the words (the session effects do: src/call/effects.ts).
+   */
+  deliverTo(answer: (words: string) => void): void {
     this.#deliver = (text) => {
       try {
-        session.generateReply({ userInput: text });
+        answer(text);
       } catch (error) {
         this.#log.warn({ err: error }, 'carried caller words not delivered');
       }

@@ -1,15 +1,45 @@
 /**
- * The conversation an agent switched in receives: the lines carried from earlier legs, then this
- * leg's messages, the most recent `limit` items. No instructions, tool calls, handoff markers,
- * config updates or empty messages: the next agent has its own instructions and tools.
+ * The call's words as this leg knows them: the lines it was handed (dispatch or crash restore),
+ * then what was said in this leg's session. Every hop carries the whole conversation on.
  *
- * Built in one backward pass over the session's history, which stops once `limit` items are
- * found; the SDK's `copy()` + `truncate()` walked and copied the whole history on every switch.
- * Items are shared with the history, as `copy()` shares them.
+ * An agent switched in receives the carried lines, then this leg's messages, the most recent
+ * `historyItems` items: no instructions, tool calls, handoff markers, config updates or empty
+ * messages (the next agent has its own instructions and tools). Built in one backward pass over
+ * the session's history, which stops once enough items are found; the SDK's `copy()` +
+ * `truncate()` walked and copied the whole history on every switch. Items are shared with the
+ * history, as `copy()` shares them.
  */
-import { llm } from '@livekit/agents';
+import { llm, type voice } from '@livekit/agents';
 import type { HistoryLine } from './handoffPayload.js';
-import { restoredChatContext } from './handover.js';
+import { historyLines, restoredChatContext } from './handover.js';
+
+export class CallConversation {
+  constructor(
+    private readonly session: voice.AgentSession,
+    /** The conversation before this leg. */
+    private readonly carried: HistoryLine[],
+    /** How many recent conversation items the next agent receives. */
+    private readonly historyItems: number,
+  ) {}
+
+  /** The whole call's conversation as plain lines: what this leg was handed, then its own. */
+  lines(): HistoryLine[] {
+    return [...this.carried, ...historyLines(this.session.history)];
+  }
+
+  /** The conversation for an agent switched in here, the carried lines first. */
+  soFar(): llm.ChatContext {
+    return conversationFor(this.carried, this.session.history, this.historyItems);
+  }
+
+  /** The caller's last few lines (the keypad reads them for a handoff's reason). */
+  recentCallerWords(count = 3): string[] {
+    return this.lines()
+      .filter((line) => line.role === 'user')
+      .slice(-count)
+      .map((line) => line.text);
+  }
+}
 
 /** A leg's carried lines as chat items, made once per leg (the lines do not change). */
 const carriedItems = new WeakMap<readonly HistoryLine[], llm.ChatItem[]>();

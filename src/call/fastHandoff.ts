@@ -13,7 +13,7 @@
  *
  * Measured in audio against native LiveKit handoffs by `npm run bench` (BENCHMARKS.md).
  */
-import type { tts, voice } from '@livekit/agents';
+import type { tts } from '@livekit/agents';
 import type { AudioFrame } from '@livekit/rtc-node';
 import type { AgentName, HandoffRecord } from '../../machines/callMachine.js';
 import { openingInstructions } from './lines.js';
@@ -103,27 +103,34 @@ export function continuationInstructions(line: string): string {
   ].join(' \n');
 }
 
-/** The new agent's first words, as `opening` says; called from its `onEnter`. */
-export function openSpecialist(
-  session: voice.AgentSession,
+/** The new agent's first words, as `opening` says; the session effects carry them out. */
+export interface SpecialistOpening {
+  /** `brief`: a sentence said at once in the specialist's voice (its audio, when prewarmed). */
+  line?: { text: string; audio?: ReadableStream<AudioFrame> };
+  /**
+   * What the specialist's first model reply is asked for, requested at the same moment as the
+   * line: the SDK runs a reply's inference as soon as it is scheduled and only holds back its
+   * playout, so the model works while the sentence is synthesised and played.
+   */
+  instructions: string;
+}
+
+/** The new agent's first words, as `opening` says; asked for from its `onEnter`. */
+export function specialistOpening(
   name: AgentName,
   handoff: HandoffRecord,
   opening: HandoffOpening,
   voice?: tts.TTS,
-): void {
-  if (opening === 'model') {
-    session.generateReply({ instructions: openingInstructions(name, handoff) });
-    return;
-  }
+): SpecialistOpening {
+  if (opening === 'model') return { instructions: openingInstructions(name, handoff) };
   const line = briefOpeningLine(name, handoff);
   const intro = voice ? intros.get(voice)?.get(introLine(name)) : undefined;
-  if (voice && Array.isArray(intro)) {
-    const rest = line.slice(introLine(name).length).trim();
-    session.say(line, { allowInterruptions: true, audio: introThenRest(voice, intro, rest) });
-  } else {
-    session.say(line, { allowInterruptions: true });
-  }
-  // Its model request starts now, while the sentence is synthesised and played: the SDK runs a
-  // reply's inference as soon as it is scheduled and only holds back its playout.
-  session.generateReply({ instructions: continuationInstructions(line) });
+  const audio =
+    voice && Array.isArray(intro)
+      ? introThenRest(voice, intro, line.slice(introLine(name).length).trim())
+      : undefined;
+  return {
+    line: audio ? { text: line, audio } : { text: line },
+    instructions: continuationInstructions(line),
+  };
 }
