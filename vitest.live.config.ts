@@ -12,5 +12,7 @@ export default defineConfig({
     fileParallelism: false,
     // rtc-node logs at debug level unless NODE_ENV is production.
     env: { NODE_ENV: 'production' },
+    // The agents SDK logs through a silent logger (TEST_LOG_LEVEL shows it).
+    setupFiles: ['test/sdkLogger.ts'],
   },
 });

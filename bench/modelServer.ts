@@ -8,21 +8,12 @@
 import { once } from 'node:events';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Brain, ModelMessage, ModelRequest } from '../src/models/scriptedLlm.js';
-
-interface WireMessage {
-  role: string;
-  content?: string | { type: string; text?: string }[] | null;
-  tool_calls?: { id: string; function: { name: string; arguments: string } }[];
-  tool_call_id?: string;
-}
-
-interface WireRequest {
-  model: string;
-  stream?: boolean;
-  messages: WireMessage[];
-  tools?: { function: { name: string } }[];
-}
+import {
+  type Brain,
+  type ChatCompletionsRequest,
+  type ModelRequest,
+  requestFromOpenAI,
+} from '../src/models/scriptedLlm.js';
 
 /** One completion as the server saw it: when it arrived and what it was asked. */
 export interface ServedRequest {
@@ -42,39 +33,6 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-function toModelRequest(body: WireRequest): ModelRequest {
-  const instructions: string[] = [];
-  const messages: ModelMessage[] = [];
-  const toolNames = new Map<string, string>();
-  for (const message of body.messages) {
-    const text =
-      typeof message.content === 'string'
-        ? message.content
-        : (message.content ?? []).map((part) => part.text ?? '').join('');
-    if (message.role === 'system' || message.role === 'developer') instructions.push(text);
-    else if (message.role === 'user') messages.push({ role: 'user', text });
-    else if (message.role === 'assistant') {
-      if (text) messages.push({ role: 'assistant', text });
-      for (const call of message.tool_calls ?? []) {
-        toolNames.set(call.id, call.function.name);
-        messages.push({
-          role: 'tool_call',
-          name: call.function.name,
-          args: call.function.arguments,
-        });
-      }
-    } else if (message.role === 'tool') {
-      const name = toolNames.get(message.tool_call_id ?? '') ?? 'unknown';
-      messages.push({ role: 'tool_result', name, output: text });
-    }
-  }
-  return {
-    instructions: instructions.join('\n'),
-    messages,
-    tools: (body.tools ?? []).map((tool) => tool.function.name),
-  };
-}
-
 export async function startModelServer(brain: Brain, latencyMs: number): Promise<ModelServer> {
   const served: ServedRequest[] = [];
   let counter = 0;
@@ -87,8 +45,8 @@ export async function startModelServer(brain: Brain, latencyMs: number): Promise
     }
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
-    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as WireRequest;
-    const request = toModelRequest(body);
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ChatCompletionsRequest;
+    const request = requestFromOpenAI(body);
     served.push({ atMs: model.clock(), request });
     const reply = await brain(request);
     const id = `chatcmpl-${++counter}`;

@@ -32,7 +32,7 @@
  * - reply.late {replyId}: no words yet HOLD_LINE_MS after the caller finished -> holdLine, at
  *   most once per turn (one reply: the model request and its retries).
  * - reply.failed {replyId, kind, attempt}: a model request failed. Retryable kinds (http,
- *   rate-limited, network, timeout, stall) are retried `maxRetries` times -> retryReply
+ *   rate-limited, network, timeout, stall, missing) are retried `maxRetries` times -> retryReply
  *   {delayMs}, honouring Retry-After up to `retryAfterCapMs`. A turn that still fails, or a
  *   failure that cannot be retried (rejected, empty, filtered, cut), is a failed turn: the agent
  *   apologises (apologiseForReply). After `maxFailedTurns` failed turns in a row: a transfer to
@@ -138,7 +138,10 @@ export type RefusalCode = 'one-per-turn' | 'same-department' | 'handoff-cap' | '
  * - network: no connection; timeout: no first token in time; stall: the stream stopped before
  *   any words;
  * - cut: the stream broke after words were already spoken; empty: a reply with neither words
- *   nor tool calls; filtered: the provider's content filter stopped it.
+ *   nor tool calls; filtered: the provider's content filter stopped it;
+ * - missing: the agent owed the caller words (after their turn, or on taking over the call) and
+ *   nothing was said or in progress for DEAD_AIR_MS: a reply never asked for or dropped on the
+ *   way (src/call/deadAir.ts). A fresh reply can cure it.
  */
 export const REPLY_FAILURE_KINDS = [
   'http',
@@ -150,6 +153,7 @@ export const REPLY_FAILURE_KINDS = [
   'cut',
   'empty',
   'filtered',
+  'missing',
 ] as const;
 export type ReplyFailureKind = (typeof REPLY_FAILURE_KINDS)[number];
 /** Failures a fresh request can cure: nothing was spoken and the provider may answer next time. */
@@ -159,6 +163,7 @@ export const RETRYABLE_REPLY_FAILURES: readonly ReplyFailureKind[] = [
   'network',
   'timeout',
   'stall',
+  'missing',
 ];
 
 export const END_REASON_MODEL_UNAVAILABLE = 'model-unavailable';

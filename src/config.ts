@@ -172,6 +172,7 @@ const EnvSchema = z.object({
   OPENAI_FALLBACK_MODEL: optionalString,
   OPENAI_FALLBACK_BASE_URL: url('http', 'https'),
   HOLD_LINE_MS: milliseconds(100, 30_000),
+  DEAD_AIR_MS: milliseconds(500, 60_000),
   FIRST_TOKEN_TIMEOUT_MS: milliseconds(100, 120_000),
   CHUNK_GAP_TIMEOUT_MS: milliseconds(100, 120_000),
   MODEL_RETRIES: optionalString.pipe(z.coerce.number().int().min(0).max(10).optional()),
@@ -390,6 +391,7 @@ export function loadConfig(env?: NodeJS.ProcessEnv, flow: Flow = DEFAULT_FLOW): 
         firstTokenMs: e.FIRST_TOKEN_TIMEOUT_MS ?? DEFAULT_REPLY_DEADLINES.firstTokenMs,
         chunkGapMs: e.CHUNK_GAP_TIMEOUT_MS ?? DEFAULT_REPLY_DEADLINES.chunkGapMs,
         holdLineMs: e.HOLD_LINE_MS ?? DEFAULT_REPLY_DEADLINES.holdLineMs,
+        deadAirMs: e.DEAD_AIR_MS ?? DEFAULT_REPLY_DEADLINES.deadAirMs,
       },
       policy: {
         ...DEFAULT_REPLY_POLICY,

@@ -7,7 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { businessTools } from '../src/business/index.js';
 import { type InvoiceBook, lookupInvoiceTool } from '../src/business/invoices.js';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { call, handoffTo, startTestCall } from './fakes.js';
+import { call, handoffTo } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
 
 const ASK = 'what about invoice 1002';
 

@@ -53,6 +53,7 @@ describe('config', () => {
   it('reads the fault settings, and names a bad one in one line', () => {
     const config = loadConfig({
       HOLD_LINE_MS: '800',
+      DEAD_AIR_MS: '6000',
       FIRST_TOKEN_TIMEOUT_MS: '2500',
       CHUNK_GAP_TIMEOUT_MS: '1500',
       MODEL_RETRIES: '1',
@@ -62,7 +63,7 @@ describe('config', () => {
       HANDOFF_BRIDGE_LINE: 'off',
     });
     expect(config.reply).toEqual({
-      deadlines: { holdLineMs: 800, firstTokenMs: 2500, chunkGapMs: 1500 },
+      deadlines: { holdLineMs: 800, firstTokenMs: 2500, chunkGapMs: 1500, deadAirMs: 6000 },
       policy: { maxRetries: 1, maxFailedTurns: 3, retryAfterCapMs: 3000, backoffMs: 250 },
     });
     expect(config.models.fallback).toEqual({ llm: 'gpt-4.1-nano', baseURL: undefined });
@@ -70,6 +71,7 @@ describe('config', () => {
     expect(loadConfig({}).handoff.bridgeLine).toBe(true);
     for (const [name, value] of [
       ['HOLD_LINE_MS', 'soon'],
+      ['DEAD_AIR_MS', '10'],
       ['FIRST_TOKEN_TIMEOUT_MS', '5'],
       ['MAX_FAILED_TURNS', '0'],
       ['HANDOFF_BRIDGE_LINE', 'maybe'],

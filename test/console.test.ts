@@ -1,55 +1,24 @@
 /**
- * `npm run console` end to end, as a child process: --script --json with the offline model and
- * with the real OpenAI plugin against a local OpenAI-compatible server; bad flags and files.
+ * `npm run console` end to end through its `main(argv, env)`, in process (the same code without
+ * a Node start and a tsx load per call): --script --json with the offline model and with the real
+ * OpenAI plugin against a local OpenAI-compatible server; bad flags and files; a failing model.
+ * What is about the process itself (stderr, stdin, signals) is in consoleCommand.test.ts.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { offlineBrain } from '../src/models/offlineBrain.js';
-import { ROOT, runConsole } from './consoleProcess.js';
-import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes.js';
-
-const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
-
-function parseLines(stdout: string): Record<string, unknown>[] {
-  return stdout
-    .trim()
-    .split('\n')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
-
-function expectBillingThenSupport(events: Record<string, unknown>[]) {
-  expect(events.filter((e) => e.type === 'transition')).toEqual([
-    { type: 'transition', from: 'greeting', to: 'intent', event: 'greeting.spoken' },
-    { type: 'transition', from: 'intent', to: 'billing', event: 'handoff.requested' },
-    { type: 'transition', from: 'billing', to: 'support', event: 'handoff.requested' },
-    { type: 'transition', from: 'support', to: 'ended', event: 'end.requested' },
-  ]);
-  expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
-    'reception',
-    'billing',
-    'support',
-  ]);
-  expect(events.filter((e) => e.type === 'caller')).toHaveLength(3);
-  const billingSays = events.filter((e) => e.type === 'say' && e.agent === 'billing');
-  expect(billingSays[0]?.text).toMatch(/billing team.*charged twice for my subscription/);
-  const supportSays = events.filter((e) => e.type === 'say' && e.agent === 'support');
-  expect(supportSays[0]?.text).toMatch(/support team.*crashing/);
-  expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
-}
+import {
+  ROOT,
+  SCRIPT,
+  expectBillingThenSupport,
+  parseLines,
+  runConsoleInProcess,
+} from './consoleProcess.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes/openaiServer.js';
 
 describe('console --script --json', () => {
-  it('takes the caller reception -> billing -> support -> end with the offline model', async () => {
-    const run = await runConsole(['--script', SCRIPT, '--json']);
-    expect(run.stderr).toBe('');
-    expect(run.code).toBe(0);
-    const events = parseLines(run.stdout); // throws if any stdout line is not JSON
-    expect(events[0]).toEqual({ type: 'start', model: 'offline keyword model (not an LLM)' });
-    expectBillingThenSupport(events);
-  });
-
   it('runs in process: importing it starts nothing, main(argv, env) runs the call', async () => {
     const written: string[] = [];
     const write = vi
@@ -77,7 +46,7 @@ describe('console --script --json', () => {
     afterAll(() => server.close());
 
     it('takes the same path against a local OpenAI-compatible server', async () => {
-      const run = await runConsole(['--script', SCRIPT, '--json', '--model', 'openai'], {
+      const run = await runConsoleInProcess(['--script', SCRIPT, '--json', '--model', 'openai'], {
         OPENAI_BASE_URL: server.url,
       });
       expect(run.code).toBe(0);
@@ -95,7 +64,13 @@ describe('console --script --json', () => {
   });
 
   it('--handoff-mode dispatch starts each specialist from the payload alone, one dispatch per handoff', async () => {
-    const run = await runConsole(['--script', SCRIPT, '--json', '--handoff-mode', 'dispatch']);
+    const run = await runConsoleInProcess([
+      '--script',
+      SCRIPT,
+      '--json',
+      '--handoff-mode',
+      'dispatch',
+    ]);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expectBillingThenSupport(events);
@@ -121,7 +96,11 @@ describe('console --script --json', () => {
   });
 
   it('takes keypad presses as [digit] lines, through the same machine events and refusals', async () => {
-    const run = await runConsole(['--script', join(ROOT, 'examples', 'keypad.txt'), '--json']);
+    const run = await runConsoleInProcess([
+      '--script',
+      join(ROOT, 'examples', 'keypad.txt'),
+      '--json',
+    ]);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expect(events.filter((e) => e.type === 'keypad').map((e) => e.digit)).toEqual(['1', '1', '0']);
@@ -148,7 +127,7 @@ describe('console --script --json', () => {
     const dir = await mkdtemp(join(tmpdir(), 'console-'));
     const file = join(dir, 'sales.txt');
     await writeFile(file, 'I want to upgrade my plan\n');
-    const run = await runConsole(['--script', file, '--json']);
+    const run = await runConsoleInProcess(['--script', file, '--json']);
     expect(run.code).toBe(0);
     const events = parseLines(run.stdout);
     expect(events.filter((e) => e.type === 'agent').map((e) => e.agent)).toEqual([
@@ -159,7 +138,7 @@ describe('console --script --json', () => {
   });
 
   it('prints readable text without --json, with who speaks and each state change', async () => {
-    const run = await runConsole(['--script', SCRIPT]);
+    const run = await runConsoleInProcess(['--script', SCRIPT]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Model: offline keyword model (not an LLM).');
     expect(run.stdout).toMatch(/intent → billing/);
@@ -182,7 +161,7 @@ describe('console in dispatch mode with a specialist that never speaks', () => {
   afterAll(() => server.close());
 
   it('withdraws it after HANDOFF_JOIN_TIMEOUT_MS, apologises, goes on in process and ends', async () => {
-    const run = await runConsole(
+    const run = await runConsoleInProcess(
       ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', 'dispatch'],
       { OPENAI_BASE_URL: server.url, HANDOFF_JOIN_TIMEOUT_MS: '1000' },
     );
@@ -200,20 +179,6 @@ describe('console in dispatch mode with a specialist that never speaks', () => {
   });
 });
 
-describe('console without --script', () => {
-  it('reads caller lines from stdin and hangs up only after the last one', async () => {
-    const run = await runConsole(['--json'], {}, 'I need help with my bill\n[0]\nthanks bye\n');
-    expect(run.code).toBe(0);
-    const events = parseLines(run.stdout);
-    expect(events.filter((e) => e.type === 'caller').map((e) => e.text)).toEqual([
-      'I need help with my bill',
-      'thanks bye',
-    ]);
-    expect(events.filter((e) => e.type === 'keypad')).toHaveLength(1);
-    expect(events.at(-1)).toEqual({ type: 'end', reason: 'caller said goodbye' });
-  });
-});
-
 describe('console errors', () => {
   it.each([
     [['--bogus'], /Unknown option '--bogus'/],
@@ -226,7 +191,7 @@ describe('console errors', () => {
       /cannot read script \/nonexistent\/calls.txt: no such file/,
     ],
   ])('rejects %j with a clear message and exit code 2', async (args, message) => {
-    const run = await runConsole(args);
+    const run = await runConsoleInProcess(args);
     expect(run.code).toBe(2);
     expect(run.stdout).toBe('');
     expect(run.stderr.split('\n')[0]).toMatch(message);
@@ -251,7 +216,7 @@ describe('console with a failing model (real OpenAI plugin, fault-injecting serv
     async (mode) => {
       // Reception's request works; then every request fails (billing's opening and after).
       faulty.fault({ delayMs: 0 }, ...Array.from({ length: 30 }, () => ({ status: 503 })));
-      const run = await runConsole(
+      const run = await runConsoleInProcess(
         ['--script', SCRIPT, '--json', '--model', 'openai', '--handoff-mode', mode],
         { OPENAI_BASE_URL: faulty.url, ...fastFaults },
       );
@@ -275,55 +240,4 @@ describe('console with a failing model (real OpenAI plugin, fault-injecting serv
       expect(run.stderr).toContain('check OPENAI_API_KEY and OPENAI_BASE_URL');
     },
   );
-});
-
-describe('console shutdown', () => {
-  it.each([
-    ['SIGTERM', 143],
-    ['SIGINT', 130],
-  ] as const)(
-    '%s mid-call ends the call through the machine: a goodbye, one end, exit %i',
-    async (signal, code) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', join(ROOT, 'src', 'cli', 'console.ts'), '--json'],
-        {
-          cwd: ROOT,
-          env: { ...process.env, OPENAI_API_KEY: '', OPENAI_BASE_URL: '', LOG_LEVEL: 'error' },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      );
-      let stdout = '';
-      const greeted = new Promise<void>((resolve) => {
-        child.stdout.on('data', (data: Buffer) => {
-          stdout += data.toString();
-          if (stdout.includes('"greeting.spoken"')) resolve();
-        });
-      });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-      child.stdin.write('I was charged twice\n'); // the call is under way; stdin stays open
-      await greeted;
-      const sent = performance.now();
-      child.kill(signal);
-      const exitCode = await exited;
-      const tookMs = performance.now() - sent;
-      const events = parseLines(stdout);
-      expect(exitCode).toBe(code);
-      expect(events.filter((e) => e.type === 'end')).toEqual([{ type: 'end', reason: 'shutdown' }]);
-      expect(events.filter((e) => e.type === 'say').at(-1)?.text).toMatch(
-        /we have to end this call now/,
-      );
-      expect(tookMs).toBeLessThan(2_000);
-    },
-  );
-});
-
-describe('the README', () => {
-  it('shows the JSON Lines the documented console command prints today', async () => {
-    const readme = await readFile(join(ROOT, 'README.md'), 'utf8');
-    const shown = /```json\n(\{"type":"start"[\s\S]*?)```/.exec(readme)?.[1];
-    expect(shown, 'the README has a JSON example').toBeDefined();
-    const run = await runConsole(['--script', SCRIPT, '--json']);
-    expect(run.stdout).toBe(shown);
-  });
 });

@@ -42,17 +42,9 @@ import {
   RoomSnapshotStore,
   readRoomSnapshot,
 } from '../src/livekit/roomHandover.js';
-import {
-  type LiveKitApiStandIn,
-  type ObservedEvent,
-  type ScriptEntry,
-  call,
-  handoffTo,
-  recordingObserver,
-  scriptedBrain,
-  startLiveKitApiStandIn,
-  startTestCall,
-} from './fakes.js';
+import { type LiveKitApiStandIn, startLiveKitApiStandIn } from './fakes/livekitApi.js';
+import { type ObservedEvent, recordingObserver, startTestCall } from './fakes/session.js';
+import { type ScriptEntry, call, handoffTo, scriptedBrain } from './fakes/model.js';
 
 const INPUT = { maxHandoffs: 4, humanTransfers: [] };
 const CALLER_WORDS = 'I was charged twice for invoice 4417';

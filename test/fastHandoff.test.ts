@@ -7,7 +7,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CONTINUATION_PREFIX, briefOpeningLine } from '../src/call/fastHandoff.js';
 import { LINES } from '../src/call/lines.js';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { call, startTestCall, trackUnhandledRejections } from './fakes.js';
+import { call } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
+import { trackUnhandledRejections } from './support.js';
 
 const rejections = trackUnhandledRejections();
 afterAll(() => {

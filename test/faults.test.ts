@@ -19,15 +19,13 @@ import { promisesTransfer } from '../src/call/replyGuard.js';
 import {
   type Fault,
   type OpenAICompatibleServer,
-  call,
-  handoffTo,
-  scriptedBrain,
   startOpenAICompatibleServer,
-  startTestCall,
-  trackUnhandledRejections,
-} from './fakes.js';
+} from './fakes/openaiServer.js';
+import { call, handoffTo, scriptedBrain } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
+import { trackUnhandledRejections } from './support.js';
 
-const DEADLINES = { holdLineMs: 300, firstTokenMs: 600, chunkGapMs: 400 };
+const DEADLINES = { holdLineMs: 300, firstTokenMs: 600, chunkGapMs: 400, deadAirMs: 4_000 };
 const POLICY = { maxRetries: 2, maxFailedTurns: 2, retryAfterCapMs: 1_000, backoffMs: 50 };
 /** The longest the caller may wait, after their line, for anything to be said. */
 const MAX_SILENCE_MS = 2_000;

@@ -17,7 +17,7 @@ import { createOfflineLLM } from '../src/models/index.js';
 import { createLogger } from '../src/logging.js';
 import { createPathModel } from './pathModel.js';
 import { PathRun } from './pathRunner.js';
-import { startTestCall } from './fakes.js';
+import { startTestCall } from './fakes/session.js';
 
 const RETURNS = {
   name: 'returns',

@@ -10,7 +10,7 @@ import { callSessionOptions } from '../src/models/index.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { DEFAULT_REPLY_DEADLINES } from '../src/call/replyGuard.js';
 import { DEFAULT_REPLY_POLICY } from '../machines/callMachine.js';
-import { type ObservedEvent, recordingObserver } from './fakes.js';
+import { type ObservedEvent, recordingObserver } from './fakes/session.js';
 
 function greetingCall() {
   let release!: () => void;

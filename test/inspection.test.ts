@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 import type { StatelyInspectionEvent } from '@statelyai/inspect';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createActor, createMachine } from 'xstate';
-import { freePort } from './fakes.js';
+import { freePort } from './support.js';
 import { describe, expect, it } from 'vitest';
 import { callMachine } from '../machines/callMachine.js';
 import { loadConfig } from '../src/config.js';

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { type Browser, type LaunchOptions, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type InspectorServer, startInspectorServer } from '../src/inspection/server.js';
-import { freePort } from './fakes.js';
+import { runConsoleInProcess } from './consoleProcess.js';
+import { freePort } from './support.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const SCRIPT = join(ROOT, 'examples', 'billing-then-support.txt');
@@ -233,7 +234,8 @@ describe('inspector viewer in a browser', () => {
 describe('console --inspect with no viewer listening', () => {
   it('runs the call as usual and exits promptly with code 0', async () => {
     const port = await freePort();
-    const plain = await startConsole(['--script', SCRIPT, '--json'], {}).exited;
+    // The same call without --inspect, in process: the output to compare with.
+    const plain = await runConsoleInProcess(['--script', SCRIPT, '--json']);
     const inspected = await startConsole(['--inspect', '--script', SCRIPT, '--json'], {
       INSPECT_PORT: String(port),
     }).exited;

@@ -7,7 +7,7 @@ import { DEFAULT_KEYPAD } from '../src/call/keypad.js';
 import { LINES } from '../src/call/lines.js';
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import { startTestCall } from './fakes.js';
+import { startTestCall } from './fakes/session.js';
 
 const DIDNT_CATCH = /didn't catch that/;
 

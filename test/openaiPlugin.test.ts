@@ -5,13 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { createOpenAILLM } from '../src/models/index.js';
-import {
-  type OpenAICompatibleServer,
-  call,
-  scriptedBrain,
-  startOpenAICompatibleServer,
-  startTestCall,
-} from './fakes.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes/openaiServer.js';
+import { call, scriptedBrain } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
 
 let server: OpenAICompatibleServer;
 

@@ -320,15 +320,17 @@ export function createPathModel(flow: Flow = DEFAULT_FLOW) {
         const prefix = statePath.steps
           .map((step) => step.event)
           .filter((event) => !event.type.startsWith('xstate.'));
+        // The prefix is replayed once; each event from its state is one step more.
+        const reached = replayer(input);
+        for (const event of prefix) reached.step(event);
         for (const event of eventsFrom(statePath.state)) {
-          const steps = replay(input, [...prefix, event]);
+          const next = reached.peek(event);
           // A transition declared on a parent state (reception's handoffs, ends, hang-ups) is
           // taken from each of its children: one path per child, so each is exercised.
-          const last = steps.at(-1)!;
-          const target = `${last.transition} from ${callStateOf(last.before)}`;
+          const target = `${next.transition} from ${callStateOf(next.before)}`;
           const current = best.get(target);
-          if (!current || steps.length < current.steps.length) {
-            best.set(target, { input, target, steps });
+          if (!current || reached.steps.length + 1 < current.steps.length) {
+            best.set(target, { input, target, steps: [...reached.steps, next.take()] });
           }
         }
       }
@@ -343,22 +345,50 @@ export function createPathModel(flow: Flow = DEFAULT_FLOW) {
    * request opens a new turn.
    */
   function replay(input: Required<CallInput>, events: CallEvent[]): PathStep[] {
+    const replaying = replayer(input);
+    for (const event of events) replaying.step(event);
+    return replaying.steps;
+  }
+
+  /**
+   * A replay in progress: `step` takes an event; `peek` says which transition one more would
+   * take, and `take()` computes the step (the next snapshot is the costly part).
+   */
+  function replayer(input: Required<CallInput>) {
     let snapshot = getInitialSnapshot(machine, input);
     const steps: PathStep[] = [];
-    let turn = '';
     let turns = 0;
-    for (const original of events) {
+    let turn = '';
+    const peek = (original: CallEvent) => {
       let event = original;
+      let nextTurns = turns;
+      let nextTurn = turn;
       if ('turnId' in original && original.turnId !== undefined) {
-        if (!sameTurnEvents.has(original)) turn = `turn-${++turns}`;
-        event = { ...original, turnId: turn };
+        if (!sameTurnEvents.has(original)) nextTurn = `turn-${++nextTurns}`;
+        event = { ...original, turnId: nextTurn };
       }
-      const transition = transitionKey(snapshot, event) ?? 'none';
-      const after = getNextSnapshot(machine, snapshot, event);
-      steps.push({ event, before: snapshot, after, transition });
-      snapshot = after;
-    }
-    return steps;
+      const before = snapshot;
+      const transition = transitionKey(before, event) ?? 'none';
+      const take = (): PathStep => ({
+        event,
+        before,
+        after: getNextSnapshot(machine, before, event),
+        transition,
+      });
+      return { before, transition, take, nextTurns, nextTurn };
+    };
+    return {
+      steps,
+      peek,
+      step: (event: CallEvent): void => {
+        const next = peek(event);
+        const taken = next.take();
+        steps.push(taken);
+        snapshot = taken.after;
+        turns = next.nextTurns;
+        turn = next.nextTurn;
+      },
+    };
   }
 
   function allTransitionKeys(): string[] {

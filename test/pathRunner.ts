@@ -32,7 +32,7 @@ import {
   type LiveKitApiStandIn,
   sipFailure,
   startLiveKitApiStandIn,
-} from './fakes.js';
+} from './fakes/livekitApi.js';
 import { MODEL_CALLER, type PathStep } from './pathModel.js';
 
 type Snapshot = SnapshotFrom<typeof callMachine>;

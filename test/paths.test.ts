@@ -14,7 +14,7 @@ import {
   type ModelPath,
 } from './pathModel.js';
 import { PathRun } from './pathRunner.js';
-import { trackUnhandledRejections } from './fakes.js';
+import { trackUnhandledRejections } from './support.js';
 
 const paths = generatePaths();
 const coveredStates = new Set<string>();

@@ -13,7 +13,7 @@ import {
 } from '../machines/callMachine.js';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { CallAgent } from '../src/call/agents.js';
-import { startTestCall } from './fakes.js';
+import { startTestCall } from './fakes/session.js';
 
 const CAP = 3;
 const RUNS = Number(process.env.PROPERTY_RUNS ?? 25);

@@ -9,14 +9,9 @@ import { z } from 'zod';
 import { DEFAULT_FLOW, departmentsOf } from '../machines/flow.js';
 import { CallBridge } from '../src/call/bridge.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
-import {
-  call,
-  handoffTo,
-  scriptedBrain,
-  startTestCall,
-  trackUnhandledRejections,
-  mergeObservers,
-} from './fakes.js';
+import { call, handoffTo, scriptedBrain } from './fakes/model.js';
+import { startTestCall, mergeObservers } from './fakes/session.js';
+import { trackUnhandledRejections } from './support.js';
 
 const rejections = trackUnhandledRejections();
 afterAll(() => {

@@ -12,7 +12,8 @@ import { rms } from '../src/speech/endpointer.js';
 import type { SpeechServer } from '../src/speech/server.js';
 import { missingSpeechEngines } from '../src/speech/engines.js';
 import { VoiceCall, type VoiceEvent } from '../src/voice/voiceCall.js';
-import { type ObservedEvent, type ScriptEntry, recordingObserver, scriptedBrain } from './fakes.js';
+import { type ObservedEvent, recordingObserver } from './fakes/session.js';
+import { type ScriptEntry, scriptedBrain } from './fakes/model.js';
 
 // The one line (or, in CI, the failure) about missing engines comes from test/speechSetup.ts.
 const missing = await missingSpeechEngines();

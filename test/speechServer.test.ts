@@ -11,11 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type SpeechServer, startSpeechServer } from '../src/speech/server.js';
 import { synthesize } from '../src/speech/flite.js';
 import { bytesToSamples } from '../src/speech/wav.js';
-import {
-  type OpenAICompatibleServer,
-  scriptedBrain,
-  startOpenAICompatibleServer,
-} from './fakes.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from './fakes/openaiServer.js';
+import { scriptedBrain } from './fakes/model.js';
 import { describeWithSpeech, frames20ms } from './speech.js';
 
 const CALLER_LINES = [

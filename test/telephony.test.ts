@@ -10,6 +10,8 @@ import { ParticipantKind } from '@livekit/rtc-node';
 import { SipClient } from 'livekit-server-sdk';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CallBridge } from '../src/call/bridge.js';
+import { main as placeCall } from '../src/cli/placeCall.js';
+import { main as setupTelephony } from '../src/cli/setupTelephony.js';
 import { createLogger } from '../src/logging.js';
 import { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { voice } from '@livekit/agents';
@@ -22,14 +24,12 @@ import {
 import {
   type LiveKitApiStandIn,
   type TwirpOutcome,
-  call,
-  handoffTo,
-  scriptedBrain,
   sipFailure,
   startLiveKitApiStandIn,
-  freePort,
-  startTestCall,
-} from './fakes.js';
+} from './fakes/livekitApi.js';
+import { call, handoffTo, scriptedBrain } from './fakes/model.js';
+import { freePort, runMain } from './support.js';
+import { startTestCall } from './fakes/session.js';
 
 const ROOT = join(import.meta.dirname, '..');
 let api: LiveKitApiStandIn;
@@ -46,7 +46,8 @@ const VOBIZ = {
   AGENT_NAME: 'acme-calls',
 };
 
-function run(script: string, args: string[], env: Record<string, string>) {
+/** The command as a child process: what `npm run setup:telephony` and `npm run call` start. */
+function runProcess(script: string, args: string[], env: Record<string, string>) {
   return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
     execFile(
       process.execPath,
@@ -60,6 +61,18 @@ function run(script: string, args: string[], env: Record<string, string>) {
         resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
     );
   });
+}
+
+/**
+ * The command's `main(argv, env)` in this process: the same code and output without a Node start
+ * per run. One test per command (below) runs it as a child process, entry point included.
+ */
+function run(
+  script: 'setupTelephony.ts' | 'placeCall.ts',
+  args: string[],
+  env: Record<string, string>,
+) {
+  return runMain(script === 'setupTelephony.ts' ? setupTelephony : placeCall, args, env);
 }
 
 const liveKitEnv = () => ({
@@ -177,7 +190,7 @@ describe('npm run setup:telephony', () => {
   });
 
   it('answers an unknown flag with the usage, exit 2', async () => {
-    const result = await run('setupTelephony.ts', ['--bogus'], {});
+    const result = await runProcess('setupTelephony.ts', ['--bogus'], {});
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(
       /^setup:telephony: Unknown option '--bogus'\nUsage: npm run setup:telephony/,
@@ -187,7 +200,7 @@ describe('npm run setup:telephony', () => {
 
 describe('npm run call', () => {
   it('dispatches the worker into a new room with the number in the metadata', async () => {
-    const result = await run('placeCall.ts', ['+919876543210'], {
+    const result = await runProcess('placeCall.ts', ['+919876543210'], {
       ...liveKitEnv(),
       AGENT_NAME: 'acme-calls',
       OUTBOUND_TRUNK_ID: 'ST_out',

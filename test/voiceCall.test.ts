@@ -4,7 +4,7 @@
  * tools and bridge, openai.TTS per agent voice, all against the local speech server.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { handoffTo, call as toolCall } from './fakes.js';
+import { handoffTo, call as toolCall } from './fakes/model.js';
 import { type VoiceTestCall, describeWithSpeech, startVoiceTestCall } from './speech.js';
 
 const CHARGED = 'hi i was charged twice for my subscription this month';

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { agentOf } from '../src/models/offlineBrain.js';
-import { handoffTo, call as toolCall } from './fakes.js';
+import { handoffTo, call as toolCall } from './fakes/model.js';
 import { type VoiceTestCall, describeWithSpeech, startVoiceTestCall } from './speech.js';
 
 const CHARGED = 'hi i was charged twice for my subscription this month';

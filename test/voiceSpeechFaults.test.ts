@@ -7,14 +7,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LINES } from '../src/call/lines.js';
-import { handoffTo, call as toolCall } from './fakes.js';
+import { handoffTo, call as toolCall } from './fakes/model.js';
 import { type VoiceTestCall, describeWithSpeech, startVoiceTestCall } from './speech.js';
 import {
   type FaultyServer,
   type SpeechFaultScript,
   startFaultySpeechServer,
 } from './speechFaults.js';
-import type { ScriptEntry } from './fakes.js';
+import { type ScriptEntry } from './fakes/model.js';
 
 const CHARGED = 'hi i was charged twice for my subscription this month';
 const BYE = 'thanks that fixed it bye';

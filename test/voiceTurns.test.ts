@@ -3,7 +3,7 @@
  * a handoff's bridge line, over a specialist mid-sentence, and hanging up mid-sentence.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { handoffTo } from './fakes.js';
+import { handoffTo } from './fakes/model.js';
 import { type VoiceTestCall, describeWithSpeech, startVoiceTestCall } from './speech.js';
 import { agentOf } from '../src/models/offlineBrain.js';
 

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import type { ScriptedLLM } from '../src/models/scriptedLlm.js';
 import { callerFromParticipant } from '../src/livekit/telephony.js';
 import { prewarm } from '../src/livekit/worker.js';
-import { call, startTestCall } from './fakes.js';
+import { call } from './fakes/model.js';
+import { startTestCall } from './fakes/session.js';
 
 const ROOT = join(import.meta.dirname, '..');
 

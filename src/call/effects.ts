@@ -49,7 +49,8 @@ import { MAX_PAYLOAD_BYTES, encodePayload } from './handoffPayload.js';
 import { type HandoverTransport, joinDeadline } from './handover.js';
 import type { HumanTransfer, TransferHost } from './humanTransfer.js';
 import { LINES, RESUME_INSTRUCTIONS, fixedLineInstructions } from './lines.js';
-import type { ReplyDecision } from './replyGuard.js';
+import { DeadAirWatch } from './deadAir.js';
+import type { ReplyDecision, ReplyReporter } from './replyGuard.js';
 import type { AgentEntry, AgentRoster } from './roster.js';
 import type { SpeechHealthMonitor } from './speechHealth.js';
 
@@ -99,6 +100,8 @@ export interface SessionEffectsOptions {
   opening: HandoffOpening;
   /** Dispatch mode: hand the call to another worker instead of switching in process. */
   handover?: HandoverTransport | undefined;
+  /** The reply guard's line to the machine: dead air is reported through it too. */
+  replies: ReplyReporter;
 }
 
 export class SessionEffects {
@@ -128,6 +131,8 @@ export class SessionEffects {
   #closing: Promise<void> = Promise.resolve();
   /** What the machine decided about the reply event being sent (set by its effects). */
   #replyDecision: ReplyDecision | null = null;
+  /** Whether the agent owes the caller words, and for how long nothing has come. */
+  readonly #deadAir: DeadAirWatch;
 
   constructor(options: SessionEffectsOptions) {
     this.#session = options.session;
@@ -146,6 +151,10 @@ export class SessionEffects {
       send: (event) => this.#host.actor.send(event),
       log: this.#log,
     };
+    this.#deadAir = new DeadAirWatch(this.#session, {
+      ms: options.replies.deadlines.deadAirMs,
+      onDeadAir: (debt, attempt, repay) => this.#deadAirReached(debt, attempt, repay),
+    });
     this.#session.on(voice.AgentSessionEventTypes.SpeechCreated, ({ speechHandle }) => {
       this.#turns.set(speechHandle.id, speechHandle);
       if (this.#turns.size > 16) this.#turns.delete(this.#turns.keys().next().value!);
@@ -248,9 +257,45 @@ export class SessionEffects {
         const { text, audio } = opening.line;
         agent.session.say(text, { allowInterruptions: true, ...(audio ? { audio } : {}) });
       }
-      agent.session.generateReply({ instructions: opening.instructions });
-    } else if (resumed) agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
+      const open = () => agent.session.generateReply({ instructions: opening.instructions });
+      open();
+      this.#deadAir.owe(open);
+    } else if (resumed) {
+      const resume = () => agent.session.generateReply({ instructions: RESUME_INSTRUCTIONS });
+      resume();
+      this.#deadAir.owe(resume);
+    }
     this.#carryOver.deliverTo((words) => agent.session.generateReply({ userInput: words }));
+  }
+
+  /** Whether the agent owes the caller words now (after their turn, or on taking over). */
+  get owesWords(): boolean {
+    return this.#deadAir.owed;
+  }
+
+  /**
+   * The agent owed words and nothing came for DEAD_AIR_MS: the machine decides, as for a failed
+   * reply (`missing`): asked again (the opening, or a reply to the caller), then an apology.
+   */
+  #deadAirReached(debt: string, attempt: number, repay: (() => void) | null): void {
+    const agent = this.#speaking;
+    const context = this.#host.actor.getSnapshot().context;
+    if (this.#ended || this.#handedOver || !agent || context.handover) return;
+    this.#log.warn({ agent, attempt }, 'dead air: the agent owes the caller words');
+    const decision = this.#options.replies.failed({
+      replyId: debt,
+      agent,
+      kind: 'missing',
+      attempt,
+    });
+    if ('retryInMs' in decision) {
+      const retry = setTimeout(() => {
+        if (this.#ended || this.#speaking !== agent) return;
+        if (repay) repay();
+        else this.#session.generateReply();
+      }, decision.retryInMs);
+      retry.unref?.();
+    } else if (decision.say) this.sayNow(decision.say);
   }
 
   /**
@@ -412,6 +457,7 @@ export class SessionEffects {
   #end(reason: string, farewell: boolean, context: CallContext): void {
     this.#ended = true;
     this.#speechHealth.stop();
+    this.#deadAir.close();
     this.#carryOver.drop();
     this.#endSignal.abort(); // withdraws a dispatch still waiting for its specialist
     this.#floor.give(null);

@@ -47,6 +47,8 @@ export const LINES = {
         return 'Sorry, I lost my connection for a moment. Could you say that again?';
       case 'empty':
         return "Sorry, I didn't quite get that. Could you say it again?";
+      case 'missing':
+        return 'Sorry to keep you waiting. Could you tell me again how I can help?';
       default:
         return "Sorry, I'm having some trouble on my side. Could you say that again?";
     }

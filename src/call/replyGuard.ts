@@ -33,12 +33,18 @@ export interface ReplyDeadlines {
   chunkGapMs: number;
   /** Nothing heard this long after the caller finished: the machine may hold (default 1500). */
   holdLineMs: number;
+  /**
+   * The agent owes words and nothing is said or in progress this long: `reply.failed {kind:
+   * 'missing'}` (src/call/deadAir.ts; default 4000).
+   */
+  deadAirMs: number;
 }
 
 export const DEFAULT_REPLY_DEADLINES: ReplyDeadlines = {
   firstTokenMs: 3_000,
   chunkGapMs: 2_000,
   holdLineMs: 1_500,
+  deadAirMs: 4_000,
 };
 
 export interface ReplyFailure {

@@ -178,6 +178,7 @@ export class CallRuntime implements CallControl {
       ...(options.reply?.policy ? { replyPolicy: options.reply.policy } : {}),
     };
     const floor = new Floor();
+    const replies = this.#replyReporter(options, floor);
     this.#roster = new AgentRoster({
       flow: this.#flow,
       companyName: options.companyName,
@@ -185,7 +186,7 @@ export class CallRuntime implements CallControl {
       session: this.#session,
       floor,
       conversation: this.#conversation,
-      replies: this.#replyReporter(options, floor),
+      replies,
       // Derived before the call starts: the machine and its input do not change.
       offers: offersFor(machineInput, this.#flow),
       humanNumberFor: (agent) => this.humanNumberFor(agent),
@@ -212,6 +213,7 @@ export class CallRuntime implements CallControl {
       bridgeLine: options.bridgeLine,
       opening,
       handover: options.handover,
+      replies,
     });
     this.actor = createActor(this.#effects.machine(), {
       input: machineInput,
@@ -235,6 +237,11 @@ export class CallRuntime implements CallControl {
   /** The agent the caller hears now. */
   get speakingAgent(): AgentName | null {
     return this.#effects.speakingAgent;
+  }
+
+  /** Whether the agent owes the caller words now (src/call/deadAir.ts). */
+  get owesWords(): boolean {
+    return this.#effects.owesWords;
   }
 
   get state(): CallStateName {

@@ -10,8 +10,20 @@ import { ConfigError, e164Problem, loadConfig, requireVariables } from '../confi
 import { describeLiveKitFailure } from '../livekit/livekitErrors.js';
 import { encodeDialRequest } from '../livekit/telephony.js';
 
-/** `npm run call -- NUMBER`; `env` instead of `.env` and the process's. */
+/**
+ * `npm run call -- NUMBER`; `env` instead of `.env` and the process's. Resolves with the exit
+ * code: 0, 2 for a bad number or setting, 1 when LiveKit refuses (one line on stderr).
+ */
 export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
+  try {
+    return await placeCall(argv, env);
+  } catch (error) {
+    process.stderr.write(`call: ${(error as Error).message}\n`);
+    return error instanceof ConfigError ? 2 : 1;
+  }
+}
+
+async function placeCall(argv: string[], env: NodeJS.ProcessEnv | undefined): Promise<number> {
   const [number, ...rest] = argv;
   const usage = 'usage: npm run call -- +<country code><number>, e.g. +919876543210';
   if (!number || rest.length > 0) throw new ConfigError(usage);
@@ -47,9 +59,6 @@ export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<num
 if (isEntryPoint(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
-    (error: unknown) => {
-      process.stderr.write(`call: ${(error as Error).message}\n`);
-      process.exit(error instanceof ConfigError ? 2 : 1);
-    },
+    () => process.exit(1),
   );
 }

@@ -37,8 +37,27 @@ const USAGE = `Usage: npm run setup:telephony [-- --dry-run] [-- --force]
 
 class UsageError extends Error {}
 
-/** `npm run setup:telephony`; `env` instead of `.env` and the process's. */
+/**
+ * `npm run setup:telephony`; `env` instead of `.env` and the process's. Resolves with the exit
+ * code: 0, 2 for a bad flag or setting, 1 when LiveKit refuses or cannot be reached (each with
+ * one line on stderr).
+ */
 export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<number> {
+  try {
+    return await setUp(argv, env);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`setup:telephony: ${error.message}\n${USAGE}\n`);
+      return 2;
+    }
+    const message =
+      error instanceof ConfigError ? error.message : `setup failed: ${(error as Error).message}`;
+    process.stderr.write(`setup:telephony: ${message}\n`);
+    return error instanceof ConfigError ? 2 : 1;
+  }
+}
+
+async function setUp(argv: string[], env: NodeJS.ProcessEnv | undefined): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -103,15 +122,6 @@ export async function main(argv: string[], env?: NodeJS.ProcessEnv): Promise<num
 if (isEntryPoint(import.meta.url)) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
-    (error: unknown) => {
-      if (error instanceof UsageError) {
-        process.stderr.write(`setup:telephony: ${error.message}\n${USAGE}\n`);
-        process.exit(2);
-      }
-      const message =
-        error instanceof ConfigError ? error.message : `setup failed: ${(error as Error).message}`;
-      process.stderr.write(`setup:telephony: ${message}\n`);
-      process.exit(error instanceof ConfigError ? 2 : 1);
-    },
+    () => process.exit(1),
   );
 }

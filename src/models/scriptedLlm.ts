@@ -1,7 +1,8 @@
 /**
  * An `llm.LLM` whose replies come from a plain function of the request (a "brain").
  * The offline console model and the tests' scripted model are both brains; the same brain can
- * also be served over HTTP as an OpenAI-compatible server, so the real OpenAI plugin can be tested.
+ * also be served over HTTP as an OpenAI-compatible server, so the real OpenAI plugin can be tested
+ * (`requestFromOpenAI` reads a chat-completions body into the same request).
  */
 import { DEFAULT_API_CONNECT_OPTIONS, type APIConnectOptions, llm } from '@livekit/agents';
 
@@ -48,6 +49,61 @@ export function requestFromChatContext(
     instructions: instructions.join('\n'),
     messages,
     tools: Object.keys(toolCtx?.functionTools ?? {}),
+  };
+}
+
+/** One message of an OpenAI chat-completions request body, as it arrives on the wire. */
+export interface ChatCompletionsMessage {
+  role: string;
+  content?: string | { type: string; text?: string }[] | null;
+  tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+  tool_call_id?: string;
+}
+
+/** The part of an OpenAI chat-completions request body that servers standing in for it read. */
+export interface ChatCompletionsRequest {
+  model: string;
+  stream?: boolean;
+  messages: ChatCompletionsMessage[];
+  tools?: { type?: string; function: { name: string } }[];
+  tool_choice?: unknown;
+}
+
+/**
+ * What a brain reads from an OpenAI chat-completions request: the same `ModelRequest` as
+ * `requestFromChatContext` builds in process, so one brain answers both ways (the tests'
+ * OpenAI-compatible server and the benchmark's model server serve brains with it).
+ */
+export function requestFromOpenAI(body: ChatCompletionsRequest): ModelRequest {
+  const instructions: string[] = [];
+  const messages: ModelMessage[] = [];
+  const toolNames = new Map<string, string>();
+  for (const message of body.messages) {
+    const text =
+      typeof message.content === 'string'
+        ? message.content
+        : (message.content ?? []).map((part) => part.text ?? '').join('');
+    if (message.role === 'system' || message.role === 'developer') instructions.push(text);
+    else if (message.role === 'user') messages.push({ role: 'user', text });
+    else if (message.role === 'assistant') {
+      if (text) messages.push({ role: 'assistant', text });
+      for (const toolCall of message.tool_calls ?? []) {
+        toolNames.set(toolCall.id, toolCall.function.name);
+        messages.push({
+          role: 'tool_call',
+          name: toolCall.function.name,
+          args: toolCall.function.arguments,
+        });
+      }
+    } else if (message.role === 'tool') {
+      const name = toolNames.get(message.tool_call_id ?? '') ?? 'unknown';
+      messages.push({ role: 'tool_result', name, output: text });
+    }
+  }
+  return {
+    instructions: instructions.join('\n'),
+    messages,
+    tools: (body.tools ?? []).map((tool) => tool.function.name),
   };
 }
 

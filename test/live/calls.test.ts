@@ -52,13 +52,7 @@ describeLive('many calls on a live worker', () => {
     await caller.say('That is all, goodbye');
     const end = await ended;
     await caller.agentLeft(10_000);
-    const joined = await worker.waitForLog(
-      (l) => l.msg === 'caller joined' && l.room === room,
-      1,
-      room,
-      true,
-    );
-    await processExits(joined.pid as number, 10_000, `${room}: its job process exits`);
+    await processExits(await worker.jobPid(room), 10_000, `${room}: its job process exits`);
     await caller.hangUp();
     return end.reason;
   }

@@ -5,29 +5,17 @@
  * the new job resumes from the room's sealed snapshot: the caller hears billing again (an
  * apology, not a second greeting) and the call goes on to a clean end.
  */
-import { dispose } from '@livekit/rtc-node';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeLive } from './gate.js';
-import { type Rig, type WorkerProcess, startRig, within } from './rig.js';
+import { greetedCall, useRig, within } from './rig.js';
 
 describeLive('crash recovery on a live worker', () => {
-  let rig: Rig;
-  let worker: WorkerProcess;
-
-  beforeAll(async () => {
-    rig = await startRig();
-    worker = await rig.startWorker();
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await dispose();
-  });
+  const live = useRig();
 
   it('the job process is killed mid-call: the call resumes from the snapshot without a second greeting', async () => {
+    const { rig, worker } = live;
     const room = 'crash-1';
-    await rig.dispatch(room);
-    const caller = await rig.joinCaller(room);
-    const greeting = await caller.waitForHeard((h) => h.agent === 'reception', 30_000, 'greeting');
+    const { caller, greeting } = await greetedCall(rig, room);
     expect(greeting.line?.text).toMatch(/Thank you for calling Acme/);
     await caller.say('Hello, I have a question about my bill');
     await caller.waitForHeard((h) => h.agent === 'billing', 30_000, 'billing');
@@ -38,13 +26,7 @@ describeLive('crash recovery on a live worker', () => {
       'the machine in billing',
       true,
     );
-    const joined = await worker.waitForLog(
-      (l) => l.msg === 'caller joined' && l.room === room,
-      1,
-      'the job of the call',
-      true,
-    );
-    const jobPid = joined.pid as number;
+    const jobPid = await worker.jobPid(room);
     const heardBefore = caller.heard.length;
     const spokenBefore = rig.speech.spoken.length;
     const lost = worker.waitForLog(

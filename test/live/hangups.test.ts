@@ -52,13 +52,7 @@ describeLive('hang-ups on a live worker', () => {
 
   /** The job process that ran the call in `room` has exited. */
   async function processReleased(room: string, ms: number) {
-    const line = await worker.waitForLog(
-      (l) => l.msg === 'caller joined' && l.room === room,
-      1,
-      room,
-      true,
-    );
-    const pid = line.pid as number;
+    const pid = await worker.jobPid(room);
     // tail --pid exits when that process does: an exit event for a process that is not ours.
     const watcher = spawn('tail', [`--pid=${pid}`, '-f', '/dev/null'], { stdio: 'ignore' });
     try {

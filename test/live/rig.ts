@@ -15,7 +15,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { dispose } from '@livekit/rtc-node';
 import { AgentDispatchClient, RoomServiceClient } from 'livekit-server-sdk';
+import { afterAll, beforeAll } from 'vitest';
 import type { AgentName } from '../../machines/callMachine.js';
 import { DEFAULT_FLITE_VOICES } from '../../src/speech/flite.js';
 import {
@@ -27,8 +29,8 @@ import { loadStackConfig } from '../../src/config.js';
 import { type LocalStack, findServerBin, startLocalStack } from '../../src/stack/localStack.js';
 import { offlineBrain } from '../../src/models/offlineBrain.js';
 import type { Brain } from '../../src/models/scriptedLlm.js';
-import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes.js';
-import { Caller, type CallerOptions } from './caller.js';
+import { type OpenAICompatibleServer, startOpenAICompatibleServer } from '../fakes/openaiServer.js';
+import { Caller, type CallerOptions, type HeardLine } from './caller.js';
 import { WORKER_ENTRY } from './gate.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -117,6 +119,17 @@ export class WorkerProcess {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** The job process that took the call in `room` (it logged the caller joining). */
+  async jobPid(room: string): Promise<number> {
+    const joined = await this.waitForLog(
+      (l) => l.msg === 'caller joined' && l.room === room,
+      1,
+      `the job of the call in ${room}`,
+      true,
+    );
+    return joined.pid as number;
   }
 
   /** The first log line (from now, or already logged when `past`) that matches. */
@@ -275,4 +288,47 @@ export async function startRig({ speechHooks }: RigOptions = {}): Promise<Rig> {
     },
   };
   return rig;
+}
+
+/**
+ * The rig and one worker for the tests of a `describe` block: started before them, closed after
+ * (with rtc-node's FFI). Read `live.rig` and `live.worker` inside the tests.
+ */
+export function useRig(options: RigOptions & { worker?: WorkerOptions } = {}): {
+  readonly rig: Rig;
+  readonly worker: WorkerProcess;
+} {
+  let rig: Rig | undefined;
+  let worker: WorkerProcess | undefined;
+  beforeAll(async () => {
+    rig = await startRig(options);
+    worker = await rig.startWorker(options.worker);
+  });
+  afterAll(async () => {
+    await rig?.close();
+    await dispose();
+  });
+  return {
+    get rig() {
+      if (!rig) throw new Error('the rig is not started (read live.rig inside a test)');
+      return rig;
+    },
+    get worker() {
+      if (!worker) throw new Error('the worker is not started (read live.worker inside a test)');
+      return worker;
+    },
+  };
+}
+
+/** A new call in `room`: the worker dispatched, a caller joined, reception's greeting heard. */
+export async function greetedCall(
+  rig: Rig,
+  room: string,
+  options: CallerOptions = {},
+  ms = 30_000,
+): Promise<{ caller: Caller; greeting: HeardLine }> {
+  await rig.dispatch(room);
+  const caller = await rig.joinCaller(room, options);
+  const greeting = await caller.waitForHeard((h) => h.agent === 'reception', ms, 'greeting');
+  return { caller, greeting };
 }

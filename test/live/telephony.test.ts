@@ -9,11 +9,10 @@
  */
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { dispose } from '@livekit/rtc-node';
 import { SipClient } from 'livekit-server-sdk';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { describeLive } from './gate.js';
-import { type Rig, type WorkerProcess, startRig } from './rig.js';
+import { greetedCall, useRig } from './rig.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const NUMBER = '+918041234567';
@@ -26,19 +25,10 @@ const VOBIZ = {
 };
 
 describeLive('telephony against a real LiveKit server', () => {
-  let rig: Rig;
-  let worker: WorkerProcess;
-
-  beforeAll(async () => {
-    rig = await startRig();
-    worker = await rig.startWorker();
-  });
-  afterAll(async () => {
-    await rig?.close();
-    await dispose();
-  });
+  const live = useRig();
 
   function setupTelephony() {
+    const { rig } = live;
     return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       execFile(
         process.execPath,
@@ -55,6 +45,7 @@ describeLive('telephony against a real LiveKit server', () => {
   }
 
   it('npm run setup:telephony creates the trunks and the dispatch rule; a second run changes nothing', async () => {
+    const { rig } = live;
     const first = await setupTelephony();
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -81,10 +72,9 @@ describeLive('telephony against a real LiveKit server', () => {
   });
 
   it('a SIP caller: number in the brief not the logs, keypad 2 brings support, callStatus hangup ends the call', async () => {
+    const { rig, worker } = live;
     const room = 'call-sip-1';
-    await rig.dispatch(room);
-    const caller = await rig.joinCaller(room, { sip: { phoneNumber: NUMBER } });
-    await caller.waitForHeard((h) => h.agent === 'reception', 30_000, 'greeting');
+    const { caller } = await greetedCall(rig, room, { sip: { phoneNumber: NUMBER } });
 
     const requestsBefore = rig.model.requests.length;
     await caller.keypad('2');
