@@ -9,7 +9,7 @@
  * Times are on the line's clock, from the end of the caller's speech.
  */
 import { voice } from '@livekit/agents';
-import type { Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 import type { AgentName } from '../machines/callMachine.js';
 import { type Config, loadConfig } from '../src/config.js';
 import { callSessionOptions, createOpenAILLM } from '../src/models/index.js';
@@ -74,6 +74,18 @@ function benchConfig(model: ModelServer, variant: Variant): Config {
     OPENAI_BASE_URL: model.url,
     // The hold line is for a model slower than any L measured here; it would only add noise.
     HOLD_LINE_MS: '30000',
+    // The model and speech servers run in this process, on 2 shared cores next to VAD, flite and
+    // pocketsphinx. When the machine is busy the process is starved for seconds, and the
+    // production deadlines (3 s to a first token, 3 s to speech headers, 750 ms between speech
+    // bytes) fire on a model or voice that is not slow at all: a retry or a fallback voice, and
+    // about 1 call in 24 never reached the specialist before the call's timeout. A benchmark
+    // call waits as long as it takes instead; its figures say how long that was, and the load
+    // average is reported with them. Both variants get the same (the native session's model
+    // takes its timeout from the same setting).
+    FIRST_TOKEN_TIMEOUT_MS: '60000',
+    CHUNK_GAP_TIMEOUT_MS: '30000',
+    SPEECH_TIMEOUT_MS: '30000',
+    SPEECH_GAP_TIMEOUT_MS: '30000',
     ...(variant.kind === 'project' ? { HANDOFF_OPENING: variant.opening } : {}),
   });
 }
@@ -166,18 +178,86 @@ function measure(
   };
 }
 
+/**
+ * What a call did, kept to say where a call that timed out was stuck: the call's own log (info
+ * and up), the session's errors and state changes, what the speech server heard and spoke.
+ */
+class CallTrace {
+  readonly #lines: string[] = [];
+  readonly #started = performance.now();
+
+  add(what: string): void {
+    this.#lines.push(`+${Math.round(performance.now() - this.#started)}ms ${what.slice(0, 240)}`);
+  }
+
+  /** A logger whose lines (debug and up: the bridge logs session errors at debug) go here. */
+  logger(): Logger {
+    return pino(
+      { level: 'debug', base: null, timestamp: false },
+      { write: (line: string) => this.add(line.trim()) },
+    );
+  }
+
+  watchSession(session: voice.AgentSession): void {
+    const E = voice.AgentSessionEventTypes;
+    session.on(E.Error, ({ error, source }) =>
+      this.add(`session error from ${labelOf(source)}: ${messageOf(error)}`),
+    );
+    session.on(E.AgentStateChanged, ({ newState }) => this.add(`agent ${newState}`));
+    session.on(E.UserStateChanged, ({ newState }) => this.add(`user ${newState}`));
+    session.on(E.UserInputTranscribed, ({ transcript, isFinal }) => {
+      if (isFinal) this.add(`session heard ${JSON.stringify(transcript)}`);
+    });
+  }
+
+  watchSpeech(speech: SpeechServer): () => void {
+    const heard = (h: { text: string }) =>
+      this.add(`speech server heard ${JSON.stringify(h.text)}`);
+    const spoken = (s: { voice: string; text: string }) =>
+      this.add(`speech server spoke ${s.voice}: ${JSON.stringify(s.text.slice(0, 40))}`);
+    speech.on('heard', heard);
+    speech.on('spoken', spoken);
+    return () => {
+      speech.off('heard', heard);
+      speech.off('spoken', spoken);
+    };
+  }
+
+  toString(): string {
+    return this.#lines.slice(-40).join('\n    ');
+  }
+}
+
+function labelOf(source: unknown): string {
+  const raw = (source as { label?: unknown } | undefined)?.label;
+  return typeof raw === 'function' ? String(raw.call(source)) : String(raw ?? 'unknown');
+}
+
+function messageOf(error: unknown): string {
+  const inner = (error as { error?: unknown }).error ?? error;
+  return inner instanceof Error ? inner.message : JSON.stringify(inner);
+}
+
 export async function runHandoffCall(options: HandoffCallOptions): Promise<HandoffTiming> {
   const timeoutMs = options.timeoutMs ?? 60_000;
   let timer: NodeJS.Timeout | undefined;
   const served = options.model.served.length;
+  const trace = new CallTrace();
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       // What the model was asked says where the call stopped (a misheard line, a lost handoff).
       const asked = options.model.served.slice(served).map((r) => r.request.messages.at(-1));
-      reject(new Error(`benchmark call timed out; the model was asked ${JSON.stringify(asked)}`));
+      reject(
+        new Error(
+          `benchmark call timed out; the model was asked ${JSON.stringify(asked)}\n    ${trace}`,
+        ),
+      );
     }, timeoutMs);
   });
-  const run = options.variant.kind === 'project' ? runProjectCall(options) : runNativeCall(options);
+  const run =
+    options.variant.kind === 'project'
+      ? runProjectCall(options, trace)
+      : runNativeCall(options, trace);
   try {
     return await Promise.race([run, timeout]);
   } finally {
@@ -189,13 +269,22 @@ async function callerSays(line: PhoneLine) {
   return line.speak(bytesToSamples(await synthesize(CALLER_LINE, CALLER_VOICE)));
 }
 
-async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTiming> {
+async function runProjectCall(
+  options: HandoffCallOptions,
+  trace: CallTrace,
+): Promise<HandoffTiming> {
   const config = benchConfig(options.model, options.variant);
+  const unwatch = trace.watchSpeech(options.speech);
   const call = await VoiceCall.create({
     config,
     createModel: (wire) => createOpenAILLM(config, wire),
-    logger: options.logger,
-    observer: {},
+    logger: trace.logger(),
+    observer: {
+      transition: ({ from, to, event }) => trace.add(`machine ${from} -> ${to} on ${event}`),
+      agent: (name) => trace.add(`agent ${name} on the line`),
+      end: (reason) => trace.add(`call ended: ${reason}`),
+    },
+    onEvent: (event) => trace.add(`line ${JSON.stringify(event)}`),
     handoffMode: 'in-process',
     phrases: [CALLER_LINE],
     speechServer: options.speech,
@@ -223,14 +312,19 @@ async function runProjectCall(options: HandoffCallOptions): Promise<HandoffTimin
       decisionAtMs,
     );
   } finally {
+    unwatch();
     await call.close();
   }
 }
 
-async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming> {
+async function runNativeCall(
+  options: HandoffCallOptions,
+  trace: CallTrace,
+): Promise<HandoffTiming> {
   const variant = options.variant as Extract<Variant, { kind: 'native' }>;
   const config = benchConfig(options.model, variant);
   const line = new PhoneLine();
+  const unwatch = trace.watchSpeech(options.speech);
   const pipeline = await createVoicePipeline({
     config,
     speechBaseURL: options.speech.url,
@@ -252,6 +346,10 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
   );
   // The same error listener as the project's bridge: without one the SDK's emit throws.
   session.on(voice.AgentSessionEventTypes.Error, () => {});
+  trace.watchSession(session);
+  session.on(voice.AgentSessionEventTypes.FunctionToolsExecuted, ({ functionCalls }) =>
+    trace.add(`tools run: ${functionCalls.map((c) => c.name).join(', ')}`),
+  );
   try {
     options.model.clock = () => line.nowMs();
     line.start();
@@ -279,6 +377,7 @@ async function runNativeCall(options: HandoffCallOptions): Promise<HandoffTiming
       decisionAtMs,
     );
   } finally {
+    unwatch();
     await session.close();
     await line.stop();
   }

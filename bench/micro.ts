@@ -2,8 +2,10 @@
  * The house's own cost, without audio or models in the way:
  *
  * - orchestration per control event: a handoff request through the bridge (machine, decision,
- *   the new agent with its tools and brief, `session.updateAgent`) in a room-less text session,
- *   against a bare XState `actor.send` of the same event to the same machine;
+ *   the new agent with its tools and brief, `session.updateAgent`, the crash-recovery snapshot)
+ *   in a room-less text session, against a bare XState `actor.send` of the same event to the
+ *   same machine (in a loop of its own, and paired with each request in the same call); the
+ *   house's own share is each request less the SDK's `session.updateAgent` timed inside it;
  * - memory per call: N room-less sessions with the project's bridge started, against N native
  *   AgentSessions with LiveKit's documented agents (run in a child process with --expose-gc,
  *   one per variant and N, so nothing else is on the heap).
@@ -20,6 +22,8 @@ import {
   callMachine,
 } from '../machines/callMachine.js';
 import { CallBridge } from '../src/call/bridge.js';
+import { deriveSnapshotKey, snapshotSealer } from '../src/call/sealing.js';
+import { RoomSnapshotStore } from '../src/livekit/roomHandover.js';
 import { DEFAULT_FLOW } from '../machines/flow.js';
 import { LINES } from '../src/call/lines.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
@@ -30,6 +34,22 @@ import { NativeReception, NativeSpecialist } from './nativeAgents.js';
 installAgentsLogger(createLogger({ level: 'error', pii: false, destination: 'stderr' }));
 
 const COMPANY = 'Acme';
+
+const SEALER = snapshotSealer(deriveSnapshotKey('bench secret'));
+
+/**
+ * The crash-recovery store every call of the worker has (the room's metadata, sealed), with the
+ * room's API answering at once: its cost on the call's path is counted, not the network's.
+ */
+function roomStore(): RoomSnapshotStore {
+  return new RoomSnapshotStore(
+    { updateRoomMetadata: async () => ({}) as never },
+    'bench-room',
+    SEALER,
+    () => {},
+    2_000,
+  );
+}
 
 function handoffTo(department: Department): CallEvent {
   return {
@@ -70,9 +90,21 @@ function summarise(samples: number[]): Percentiles {
  * Microseconds per handoff event: through the bridge; a bare actor.send; and what a native
  * LiveKit tool does per handoff (build the next agent, with its tools, and `llm.handoff`).
  */
-export async function orchestration(
-  iterations: number,
-): Promise<{ bridge: Percentiles; bare: Percentiles; native: Percentiles }> {
+export interface OrchestrationResult {
+  /** The whole request through the bridge, the SDK's agent switch included. */
+  bridge: Percentiles;
+  /** The house's own work: each request less the `session.updateAgent` call inside it. */
+  house: Percentiles;
+  /** The SDK's `session.updateAgent` inside each request (native's handoff makes the same call). */
+  sdkSwitch: Percentiles;
+  /** A bare `actor.send`, in a loop of its own. */
+  bare: Percentiles;
+  /** A bare `actor.send` of the same event just before each bridge request, in the same call. */
+  barePaired: Percentiles;
+  native: Percentiles;
+}
+
+export async function orchestration(iterations: number): Promise<OrchestrationResult> {
   const departments: Department[] = ['billing', 'support'];
   const warmup = Math.min(200, iterations);
 
@@ -107,14 +139,33 @@ export async function orchestration(
 
   // The project: the same events through the bridge, into a live (room-less) session.
   const through: number[] = [];
+  const house: number[] = [];
+  const sdkSwitch: number[] = [];
+  const barePaired: number[] = [];
   for (let c = 0; c < calls; c++) {
     const session = new voice.AgentSession({ llm: new ScriptedLLM(offlineBrain) });
     lastSpeech(session);
+    // The SDK's switch, timed inside each request: LiveKit's own handoff makes the same call.
+    let switching = 0;
+    const updateAgent = session.updateAgent.bind(session);
+    session.updateAgent = (agent) => {
+      const t0 = performance.now();
+      try {
+        updateAgent(agent);
+      } finally {
+        switching += performance.now() - t0;
+      }
+    };
+    // A bare actor in step with the call, so both see the same moment of the same process.
+    const paired = createActor(callMachine, { input: { maxHandoffs: perCall } }).start();
+    paired.send({ type: 'call.started' });
+    paired.send({ type: 'greeting.spoken' });
     let switched: (() => void) | null = null;
     const bridge = new CallBridge({
       session,
       companyName: COMPANY,
       maxHandoffs: perCall,
+      snapshotStore: roomStore(),
       bridgeLine: false,
       observer: { agent: () => switched?.() },
     });
@@ -123,9 +174,21 @@ export async function orchestration(
     for (let i = 0; i < perCall; i++) {
       const event = handoffTo(departments[i % 2]!);
       const active = new Promise<void>((resolve) => (switched = resolve));
+      const bare = () => {
+        const b0 = performance.now();
+        paired.send(event);
+        barePaired.push((performance.now() - b0) * 1000);
+      };
+      // Whichever goes first after the wait finds the caches cold: they take turns.
+      if (i % 2 === 0) bare();
+      switching = 0;
       const t0 = performance.now();
       bridge.request(event);
-      through.push((performance.now() - t0) * 1000);
+      const elapsed = performance.now() - t0;
+      through.push(elapsed * 1000);
+      house.push((elapsed - switching) * 1000);
+      sdkSwitch.push(switching * 1000);
+      if (i % 2 === 1) bare();
       // The session switches agents after the request returns; the next one waits for that.
       await active;
       // The specialist's opening reply runs through the offline model; let it finish.
@@ -133,11 +196,15 @@ export async function orchestration(
     }
     bridge.callerHungUp();
     await bridge.done;
+    paired.stop();
   }
   const measured = (samples: number[]) => samples.slice(warmup);
   return {
     bridge: summarise(measured(through)),
+    house: summarise(measured(house)),
+    sdkSwitch: summarise(measured(sdkSwitch)),
     bare: summarise(measured(bare)),
+    barePaired: summarise(measured(barePaired)),
     native: summarise(measured(native)),
   };
 }
@@ -157,7 +224,12 @@ export async function memory(variant: 'project' | 'native', calls: number): Prom
     const session = new voice.AgentSession({ llm: new ScriptedLLM(offlineBrain) });
     lastSpeech(session);
     if (variant === 'project') {
-      const bridge = new CallBridge({ session, companyName: COMPANY, maxHandoffs: 4 });
+      const bridge = new CallBridge({
+        session,
+        companyName: COMPANY,
+        maxHandoffs: 4,
+        snapshotStore: roomStore(),
+      });
       await bridge.start();
       await bridge.settled();
       return async () => {

@@ -60,7 +60,8 @@
  * - handoff-cap:     the call already had `maxHandoffs` handoffs (returns to reception count).
  * - no-human:        a transfer to a person from an agent with no transfer number.
  *
- * Effects are named here and implemented by the bridge with `callMachine.provide(...)`:
+ * Effects are named here and implemented by the bridge (provided once per flow, bound per call:
+ * src/call/callEffects.ts):
  * greetCaller, activateAgent {agent}, transferCall {from}, apologiseForTransfer {agent},
  * endCall {reason, farewell}, holdLine {agent}, retryReply {delayMs},
  * apologiseForReply {agent, kind}, reportHearingTrouble {agent}, hearingRestored. The machine never does I/O and has

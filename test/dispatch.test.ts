@@ -763,16 +763,19 @@ describe('crash recovery', () => {
       () => {},
       0,
     );
-    for (const n of [1, 2, 3, 4, 5]) store.save(`payload ${n}`, false);
+    const encoded: number[] = [];
+    for (const n of [1, 2, 3, 4, 5]) store.save(() => (encoded.push(n), `payload ${n}`), false);
     release();
     await store.flushed();
     expect(writes.map((w) => sealer.open(JSON.parse(w).call))).toEqual(['payload 1', 'payload 5']);
+    // Only what was written was encoded: the saves in between cost nothing.
+    expect(encoded).toEqual([1, 5]);
   });
 
   it('resumes a call whose worker died, in the same state, without greeting again', async () => {
     let latest = '';
     const crashed = await startTestCall({
-      snapshotStore: { save: (payload, ended) => void (ended ? null : (latest = payload)) },
+      snapshotStore: { save: (encode, ended) => void (ended ? null : (latest = encode()!)) },
       script: {
         'charged twice': { toolCalls: [handoffTo('billing', 'double charge')] },
         'the amount was 40 dollars': { text: 'Noted.' },

@@ -400,6 +400,30 @@ describe('tools from the machine', () => {
     c.bridge.callerHungUp();
     await c.bridge.done;
   });
+
+  it('shares tools between calls, each request reaching its own call', async () => {
+    const first = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('billing')] } },
+    });
+    const second = await startTestCall({
+      script: { [CALLER_WORDS]: { toolCalls: [handoffTo('support')] } },
+    });
+    const handoffTool = (c: typeof first) =>
+      c.session.currentAgent.toolCtx.functionTools['pass_control_to_billing'];
+    // One definition for both calls (built once per process, not per call).
+    expect(handoffTool(first)).toBe(handoffTool(second));
+    await second.say(CALLER_WORDS);
+    await second.until(() => second.bridge.speakingAgent === 'support', 'support');
+    // The other call did not move: its machine never saw the second call's request.
+    expect(first.bridge.state).toBe('intent');
+    await first.say(CALLER_WORDS);
+    await first.until(() => first.bridge.speakingAgent === 'billing', 'billing');
+    expect(second.bridge.state).toBe('support');
+    for (const c of [first, second]) {
+      c.bridge.callerHungUp();
+      await c.bridge.done;
+    }
+  });
 });
 
 describe('the shared fakes', () => {

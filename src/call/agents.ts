@@ -13,6 +13,11 @@ export interface CallAgentOptions {
   name: AgentName;
   instructions: string;
   tools: llm.ToolContext;
+  /**
+   * The conversation so far, taken as it is: built fresh for this agent and without tool calls
+   * (src/call/conversation.ts), so the SDK's copy of it, which only drops calls to tools the
+   * agent lacks, would copy every item again for nothing.
+   */
   chatCtx?: llm.ChatContext;
   tts?: tts.TTS;
   /** This agent's own model (MODEL_MODE=realtime: a realtime model in the agent's voice). */
@@ -37,10 +42,10 @@ export class CallAgent extends voice.Agent {
       id: options.name,
       instructions: options.instructions,
       tools: options.tools,
-      ...(options.chatCtx ? { chatCtx: options.chatCtx } : {}),
       ...(options.tts ? { tts: options.tts } : {}),
       ...(options.llm ? { llm: options.llm } : {}),
     });
+    if (options.chatCtx) this._chatCtx = options.chatCtx;
     this.callAgent = options.name;
     this.#onEnter = options.onEnter;
     this.#replies = options.replies;

@@ -8,6 +8,7 @@
  *   that calls `updateAgent`, `say`, `generateReply` and `close` on the session.
  * - roster.ts: builds each agent (instructions, brief, tools, voice, conversation so far).
  * - persistence.ts: the snapshot kept outside the process for crash recovery.
+ * - callEffects.ts: the machine, provided once per flow; each call's effects bound to its actor.
  * - callReporter.ts: observers (transitions, refusals, lines, the end).
  */
 export {

@@ -1,6 +1,13 @@
 /**
  * The call's words as this leg knows them: the lines it was handed (dispatch or crash restore),
  * then what was said in this leg's session. Every hop carries the whole conversation on.
+ *
+ * An agent switched in receives the carried lines, then this leg's messages, the most recent
+ * `historyItems` items: no instructions, tool calls, handoff markers, config updates or empty
+ * messages (the next agent has its own instructions and tools). Built in one backward pass over
+ * the session's history, which stops once enough items are found; the SDK's `copy()` +
+ * `truncate()` walked and copied the whole history on every switch. Items are shared with the
+ * history, as `copy()` shares them.
  */
 import { llm, type voice } from '@livekit/agents';
 import type { HistoryLine } from './handoffPayload.js';
@@ -22,17 +29,7 @@ export class CallConversation {
 
   /** The conversation for an agent switched in here, the carried lines first. */
   soFar(): llm.ChatContext {
-    const here = this.session.history.copy({
-      excludeInstructions: true,
-      excludeFunctionCall: true,
-      excludeHandoff: true,
-      excludeConfigUpdate: true,
-      excludeEmptyMessage: true,
-    });
-    return new llm.ChatContext([
-      ...restoredChatContext(this.carried).items,
-      ...here.items,
-    ]).truncate(this.historyItems);
+    return conversationFor(this.carried, this.session.history, this.historyItems);
   }
 
   /** The caller's last few lines (the keypad reads them for a handoff's reason). */
@@ -42,4 +39,52 @@ export class CallConversation {
       .slice(-count)
       .map((line) => line.text);
   }
+}
+
+/** A leg's carried lines as chat items, made once per leg (the lines do not change). */
+const carriedItems = new WeakMap<readonly HistoryLine[], llm.ChatItem[]>();
+
+function itemsOf(carried: readonly HistoryLine[]): llm.ChatItem[] {
+  let items = carriedItems.get(carried);
+  if (!items) carriedItems.set(carried, (items = restoredChatContext([...carried]).items));
+  return items;
+}
+
+/** What `copy({ excludeInstructions, excludeFunctionCall, excludeHandoff, ... })` would keep. */
+function carriesOver(item: llm.ChatItem): boolean {
+  switch (item.type) {
+    case 'function_call':
+    case 'function_call_output':
+    case 'agent_handoff':
+    case 'agent_config_update':
+      return false;
+    case 'message':
+      return item.role !== 'system' && item.role !== 'developer' && item.content.length > 0;
+    default:
+      return true;
+  }
+}
+
+/**
+ * A fresh chat context for the next agent: `carried` (earlier legs), then `history` (this leg),
+ * at most `limit` items (all of them when `limit` <= 0), oldest first.
+ */
+export function conversationFor(
+  carried: readonly HistoryLine[],
+  history: llm.ChatContext,
+  limit: number,
+): llm.ChatContext {
+  const max = limit > 0 ? limit : Number.POSITIVE_INFINITY;
+  const recent: llm.ChatItem[] = [];
+  const here = history.items;
+  for (let i = here.length - 1; i >= 0 && recent.length < max; i--) {
+    if (carriesOver(here[i]!)) recent.push(here[i]!);
+  }
+  recent.reverse();
+  if (recent.length < max && carried.length > 0) {
+    const earlier = itemsOf(carried);
+    const room = Math.min(earlier.length, max - recent.length);
+    return new llm.ChatContext([...earlier.slice(earlier.length - room), ...recent]);
+  }
+  return new llm.ChatContext(recent);
 }

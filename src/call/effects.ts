@@ -35,11 +35,11 @@ import {
   END_REASON_MODEL_UNAVAILABLE,
   END_REASON_SHUTDOWN,
   END_REASON_SPEECH_UNAVAILABLE,
-  machineFor,
 } from '../../machines/callMachine.js';
 import type { Flow } from '../../machines/flow.js';
 import type { CallActor, Decision } from '../../machines/decide.js';
 import type { CallAgent } from './agents.js';
+import { type CallEffects, bindEffects, effectsMachine } from './callEffects.js';
 import type { CallObserver } from './callReporter.js';
 import type { HandoffCarryOver } from './carryOver.js';
 import type { CallConversation } from './conversation.js';
@@ -162,9 +162,14 @@ export class SessionEffects {
     });
   }
 
-  /** The flow's machine with its named effects implemented here. */
+  /** The flow's machine, provided once per flow (callEffects.ts); `bind` its actor to this call. */
   machine(): CallMachine {
-    return machineFor(this.#options.flow).provide({
+    return effectsMachine(this.#options.flow);
+  }
+
+  /** The named effects of `actor`'s machine are implemented here. */
+  bind(actor: CallActor): void {
+    const effects: { actions: CallEffects } = {
       actions: {
         greetCaller: () => this.#enqueue('greet', () => this.#greet()),
         activateAgent: ({ context }, { agent }) => this.#activate(agent, context),
@@ -201,7 +206,8 @@ export class SessionEffects {
         },
         hearingRestored: () => this.#speechHealth.stopOutageClock(),
       },
-    });
+    };
+    bindEffects(actor, effects.actions);
   }
 
   /** The call has ended, moved to another worker or been withdrawn: nothing more happens here. */

@@ -38,8 +38,13 @@ export function joinDeadline(timeoutMs: number, now = Date.now()): number {
 
 /** Where the latest snapshot lives outside the process (room metadata on a live call). */
 export interface SnapshotStore {
-  /** Called on every state change; `ended` once the call is over (the store may clear it). */
-  save(payload: string, ended: boolean): void;
+  /**
+   * Called on every state change and every line; `ended` once the call is over (the store may
+   * clear it). `encode` gives the latest payload, or null once the call has moved elsewhere:
+   * a store calls it only for what it writes, so a burst of changes costs one encoding (and one
+   * sealing), not one per change, and none on the path of the event that made the change.
+   */
+  save(encode: () => string | null, ended: boolean): void;
 }
 
 export interface RestorePoint {

@@ -106,14 +106,22 @@ export function instructionsFor(
   companyName: string,
   brief?: string,
 ): string {
-  const parts = [
-    `${roleOf(flow, name)} You work for ${companyName}.`,
-    PHONE_STYLE,
-    ...(name === 'reception' ? [] : [SPECIALIST_RULES]),
-    ...(brief ? [brief] : []),
-  ];
-  return parts.join('\n\n');
+  // The same for every call of a flow and company: made once, then only the brief is added.
+  let byAgent = standing.get(flow);
+  if (!byAgent) standing.set(flow, (byAgent = new Map()));
+  const key = `${name}\n${companyName}`;
+  let base = byAgent.get(key);
+  if (base === undefined) {
+    base = [
+      `${roleOf(flow, name)} You work for ${companyName}.`,
+      PHONE_STYLE,
+      ...(name === 'reception' ? [] : [SPECIALIST_RULES]),
+    ].join('\n\n');
+    byAgent.set(key, base);
+  }
+  return brief ? `${base}\n\n${brief}` : base;
 }
+const standing = new WeakMap<Flow, Map<string, string>>();
 
 /** What the next agent is told about the handoff, appended to its instructions. */
 export function handoffBrief(handoff: HandoffRecord, caller: CallerInfo | null): string {

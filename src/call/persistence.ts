@@ -4,7 +4,7 @@
  *
  * On a live call the store is the room's metadata (`RoomSnapshotStore`, src/livekit/
  * roomHandover.ts): it seals each payload (src/call/sealing.ts: every participant can read room
- * metadata) and coalesces writes. Restoring is the worker's (`readRoomSnapshot`,
+ * metadata) and coalesces writes, encoding only what it writes. Restoring is the worker's (`readRoomSnapshot`,
  * `restoreFromPayload` in handover.ts); the runtime starts from the restore point it is given.
  */
 import type { Logger } from 'pino';
@@ -22,14 +22,18 @@ export class CallPersistence {
 
   /**
    * Saves the actor's snapshot with the conversation so far; `ended` once the call is over (the
-   * store may clear it). Never throws: a call goes on without crash recovery.
+   * store may clear it). Never throws: a call goes on without crash recovery. The payload is
+   * encoded (and sealed) when the store writes it, not here (SnapshotStore.save): the latest
+   * state then, and nothing once `movedOn` (the call lives in another leg).
    */
-  save(actor: CallActor): void {
+  save(actor: CallActor, movedOn: () => boolean = () => false): void {
     if (!this.store) return;
-    const snapshot = actor.getPersistedSnapshot() as never;
     try {
       this.store.save(
-        encodePayload(snapshot, null, this.conversation.lines()),
+        () =>
+          movedOn()
+            ? null
+            : encodePayload(actor.getPersistedSnapshot() as never, null, this.conversation.lines()),
         actor.getSnapshot().status === 'done',
       );
     } catch (error) {

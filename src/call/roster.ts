@@ -4,7 +4,7 @@
  * model, and the conversation so far. Building touches no session: the session effects switch
  * the agent in (src/call/effects.ts), and its `onEnter` goes back to them.
  */
-import type { llm, tts } from '@livekit/agents';
+import type { llm, tts, voice } from '@livekit/agents';
 import type { AgentName, CallContext, HandoffRecord } from '../../machines/callMachine.js';
 import type { Flow } from '../../machines/flow.js';
 import type { ControlRequest } from '../../machines/offers.js';
@@ -14,7 +14,7 @@ import type { Floor } from './floor.js';
 import { type RestorePoint, restoredChatContext } from './handover.js';
 import { handoffBrief, instructionsFor } from './lines.js';
 import type { ReplyReporter } from './replyGuard.js';
-import { type AnyFunctionTool, type CallControl, buildTools } from './tools.js';
+import { type AnyFunctionTool, type CallControl, callTools } from './tools.js';
 
 /** What an agent's `onEnter` needs to open its part of the call. */
 export interface AgentEntry {
@@ -31,6 +31,8 @@ export interface RosterOptions {
   companyName: string;
   /** Tools send their requests here. */
   control: CallControl;
+  /** The call's session: the tools, shared by every call, find their call through it. */
+  session: voice.AgentSession;
   floor: Floor;
   conversation: CallConversation;
   replies: ReplyReporter;
@@ -98,7 +100,7 @@ export class AgentRoster {
     let tools = this.#tools.get(name);
     if (!tools) {
       const options = this.options;
-      tools = buildTools(options.control, name, {
+      tools = callTools(options.session, options.control, name, {
         flow: options.flow,
         extra: options.extraTools?.(name) ?? [],
         humanTransfer: options.humanNumberFor(name) !== undefined,

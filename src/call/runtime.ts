@@ -183,6 +183,7 @@ export class CallRuntime implements CallControl {
       flow: this.#flow,
       companyName: options.companyName,
       control: this,
+      session: this.#session,
       floor,
       conversation: this.#conversation,
       replies,
@@ -222,6 +223,7 @@ export class CallRuntime implements CallControl {
         options.inspect?.(event);
       },
     });
+    this.#effects.bind(this.actor);
     this.#reporter = new CallReporter(
       options.observer,
       this.#log,
@@ -430,7 +432,7 @@ export class CallRuntime implements CallControl {
   /** Crash recovery: not before the machine runs, nor once the call lives elsewhere. */
   #saveSnapshot(): void {
     if (this.#effects.handedOver || !this.#actorStarted) return;
-    this.#persistence.save(this.actor);
+    this.#persistence.save(this.actor, () => this.#effects.handedOver);
   }
 
   /**

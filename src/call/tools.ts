@@ -7,7 +7,7 @@
  * an error: it is returned as the tool's output (what happened and what to tell the caller), so
  * the SDK does not log it as a failing tool; the bridge logs refusals at info.
  */
-import { llm } from '@livekit/agents';
+import { llm, type voice } from '@livekit/agents';
 import { z } from 'zod';
 import type { AgentName, CallEvent, Department } from '../../machines/callMachine.js';
 import type { Decision } from '../../machines/decide.js';
@@ -75,35 +75,48 @@ export function buildTools(
   self: AgentName,
   options: ToolOptions = {},
 ): llm.ToolContext {
-  const isRetired = options.isRetired ?? (() => false);
-  const flow = options.flow ?? DEFAULT_FLOW;
-  // Every control tool is the same: send the request with its model turn, report the decision.
-  const controlTool = <P extends z.ZodObject<z.ZodRawShape>>(
-    name: string,
-    description: string,
-    parameters: P,
-    toRequest: (args: z.infer<P>) => TurnRequest,
-  ) =>
-    llm.tool({
-      name,
-      description,
-      parameters,
-      execute: async (args, { ctx }) =>
-        settle(
-          control.request(
-            {
-              ...toRequest(args as z.infer<P>),
-              turnId: ctx.speechHandle.id,
-            } as CallEvent,
-            self,
-          ),
-          control,
-          self,
-          flow,
-        ),
-    });
+  return new llm.ToolContext([
+    ...guardedTools(options.extra ?? [], options.isRetired ?? (() => false)),
+    ...controlTools(() => control, self, options),
+  ]);
+}
 
-  const tools: AnyFunctionTool[] = (options.extra ?? []).map((tool) =>
+/**
+ * The same tools for a call run by `control` in `session`, with the control tools shared by
+ * every call of the process: they only differ by agent, flow and what the agent is offered, and
+ * find their call through the session they run in (`ctx.session`). So an agent's tools cost
+ * nothing per call but its own business tools.
+ */
+export function callTools(
+  session: voice.AgentSession,
+  control: CallControl,
+  self: AgentName,
+  options: ToolOptions = {},
+): llm.ToolContext {
+  controls.set(session, control);
+  const flow = options.flow ?? DEFAULT_FLOW;
+  let byKey = shared.get(flow);
+  if (!byKey) shared.set(flow, (byKey = new Map()));
+  const offers = options.offers?.map((o) => (o.kind === 'handoff' ? o.department : o.kind));
+  const key = `${self}|${options.humanTransfer === true}|${offers?.join(',') ?? '*'}`;
+  let tools = byKey.get(key);
+  if (!tools)
+    byKey.set(key, (tools = controlTools((ctx) => controls.get(ctx.session), self, options)));
+  return new llm.ToolContext([
+    ...guardedTools(options.extra ?? [], options.isRetired ?? (() => false)),
+    ...tools,
+  ]);
+}
+
+const controls = new WeakMap<voice.AgentSession, CallControl>();
+const shared = new WeakMap<Flow, Map<string, AnyFunctionTool[]>>();
+
+/**
+ * Business tools whose result, once the agent has been retired, is dropped: it would ask a
+ * reply of an agent no longer on the line.
+ */
+function guardedTools(extra: AnyFunctionTool[], isRetired: () => boolean): AnyFunctionTool[] {
+  return extra.map((tool) =>
     llm.tool({
       name: tool.name,
       description: tool.description,
@@ -116,6 +129,46 @@ export function buildTools(
       },
     }),
   );
+}
+
+/** The control tools `self` is offered; `controlOf` finds the call a tool runs for. */
+function controlTools(
+  controlOf: (ctx: voice.RunContext) => CallControl | undefined,
+  self: AgentName,
+  options: ToolOptions,
+): AnyFunctionTool[] {
+  const flow = options.flow ?? DEFAULT_FLOW;
+  // Every control tool is the same: send the request with its model turn, report the decision.
+  const controlTool = <P extends z.ZodObject<z.ZodRawShape>>(
+    name: string,
+    description: string,
+    parameters: P,
+    toRequest: (args: z.infer<P>) => TurnRequest,
+  ) =>
+    llm.tool({
+      name,
+      description,
+      parameters,
+      execute: async (args, { ctx }) => {
+        const control = controlOf(ctx);
+        // A session no call runs any more: nothing to decide, nothing to say.
+        if (!control) return undefined;
+        return settle(
+          control.request(
+            {
+              ...toRequest(args as z.infer<P>),
+              turnId: ctx.speechHandle.id,
+            } as CallEvent,
+            self,
+          ),
+          control,
+          self,
+          flow,
+        );
+      },
+    });
+
+  const tools: AnyFunctionTool[] = [];
   const offers = options.offers;
   const offered = (kind: ControlRequest['kind'], department?: Department) =>
     offers === undefined ||
@@ -161,7 +214,7 @@ export function buildTools(
         reason: reason?.trim() || 'caller is done',
       })),
     );
-  return new llm.ToolContext(tools);
+  return tools;
 }
 
 function settle(

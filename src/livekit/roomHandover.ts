@@ -170,7 +170,8 @@ export function readRoomSnapshot(
  */
 export class RoomSnapshotStore implements SnapshotStore {
   #writing: Promise<void> | null = null;
-  #next: string | null = null;
+  /** The newest save not written yet: encoded only when its turn to be written comes. */
+  #next: { encode: () => string | null; ended: boolean } | null = null;
   /** Whatever else the room's metadata holds is kept: only the `call` key is ours. */
   readonly #others: Record<string, unknown>;
 
@@ -186,9 +187,8 @@ export class RoomSnapshotStore implements SnapshotStore {
     this.#others = parseObject(currentMetadata);
   }
 
-  save(payload: string, ended: boolean): void {
-    const call = ended ? null : this.sealer.seal(payload);
-    this.#next = JSON.stringify({ ...this.#others, call });
+  save(encode: () => string | null, ended: boolean): void {
+    this.#next = { encode, ended };
     if (!this.#writing) this.#writing = this.#drain();
   }
 
@@ -199,10 +199,17 @@ export class RoomSnapshotStore implements SnapshotStore {
 
   async #drain(): Promise<void> {
     while (this.#next !== null) {
-      const metadata = this.#next;
+      const { encode, ended } = this.#next;
       this.#next = null;
       try {
-        await this.rooms.updateRoomMetadata(this.roomName, metadata);
+        const payload = ended ? null : encode();
+        if (ended || payload !== null) {
+          const call = payload === null ? null : this.sealer.seal(payload);
+          await this.rooms.updateRoomMetadata(
+            this.roomName,
+            JSON.stringify({ ...this.#others, call }),
+          );
+        }
       } catch (error) {
         this.onError(error);
       }
