@@ -27,6 +27,14 @@ export const CALLER_LINE = 'Hi, I was charged twice for my subscription this mon
 export type Variant =
   { kind: 'project'; opening: 'model' | 'brief' } | { kind: 'native'; handoff: NativeHandoff };
 
+/** The variants every benchmark compares, in the order they take turns. */
+export const VARIANTS: Variant[] = [
+  { kind: 'project', opening: 'model' },
+  { kind: 'project', opening: 'brief' },
+  { kind: 'native', handoff: 'no-returns' },
+  { kind: 'native', handoff: 'returns' },
+];
+
 export function variantName(variant: Variant): string {
   return variant.kind === 'project'
     ? `project${variant.opening === 'brief' ? ' (HANDOFF_OPENING=brief)' : ''}`

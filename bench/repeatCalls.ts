@@ -8,19 +8,13 @@
 import { offlineBrain } from '../src/models/offlineBrain.js';
 import { createLogger, installAgentsLogger } from '../src/logging.js';
 import { startSpeechServer } from '../src/speech/server.js';
-import { CALLER_LINE, type Variant, runHandoffCall, variantName } from './handoffCall.js';
+import { CALLER_LINE, VARIANTS, runHandoffCall, variantName } from './handoffCall.js';
 import { startModelServer } from './modelServer.js';
 
 const [callsArg, latencyArg, timeoutArg] = process.argv.slice(2);
 const calls = Number(callsArg ?? 6);
 const latencyMs = Number(latencyArg ?? 400);
 const timeoutMs = Number(timeoutArg ?? 30_000);
-const VARIANTS: Variant[] = [
-  { kind: 'project', opening: 'model' },
-  { kind: 'project', opening: 'brief' },
-  { kind: 'native', handoff: 'no-returns' },
-  { kind: 'native', handoff: 'returns' },
-];
 
 const logger = createLogger({ level: 'error', pii: false, destination: 'stderr' });
 installAgentsLogger(logger);

@@ -28,7 +28,7 @@ import { renderHandoffChart } from './chart.js';
 import {
   CALLER_LINE,
   type HandoffTiming,
-  type Variant,
+  VARIANTS,
   runHandoffCall,
   variantName,
 } from './handoffCall.js';
@@ -46,13 +46,6 @@ const chartFile = join(ROOT, 'docs', 'bench-handoff.svg');
 const settings = quick
   ? { latencies: [400], calls: 1, iterations: 100, memoryCalls: [1, 10], launches: 1 }
   : { latencies: [400, 1000], calls: 3, iterations: 1000, memoryCalls: [1, 50, 200], launches: 5 };
-
-const VARIANTS: Variant[] = [
-  { kind: 'project', opening: 'model' },
-  { kind: 'project', opening: 'brief' },
-  { kind: 'native', handoff: 'no-returns' },
-  { kind: 'native', handoff: 'returns' },
-];
 
 const logger = createLogger({ level: 'error', pii: false, destination: 'stderr' });
 installAgentsLogger(logger);
